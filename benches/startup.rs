@@ -1,0 +1,164 @@
+//! Startup latency: launch → the workload (`true`) runs → exit, for a host process, isolab
+//! containers at several isolation levels, and the peers on the same rootfs and OCI bundle.
+//!
+//! `cargo bench --bench startup` (as root). Rows are `startup/<environment>/true`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+use isolab_benches::{
+    container_skip_reason, hide_cgroup2_mount_for_crun, run_quiet, which, Fixture,
+};
+use isolab_cgroups::{CgroupRoot, Resources};
+use isolab_container::rootfs::OverlayDirs;
+use isolab_container::spawn::{self, ExitStatus, RunContext};
+use isolab_container::{ContainerSpec, RootfsSource};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Times `iters` sequential launches; ms-scale work, so each one is timed on its own.
+fn timed(iters: u64, mut launch: impl FnMut(u64)) -> Duration {
+    let mut total = Duration::ZERO;
+    for i in 0..iters {
+        let t = Instant::now();
+        launch(i);
+        total += t.elapsed();
+    }
+    total
+}
+
+fn startup(c: &mut Criterion) {
+    let mut group = c.benchmark_group("startup");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(30)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(4));
+
+    group.bench_function(BenchmarkId::new("host-fork-exec", "true"), |b| {
+        b.iter_custom(|n| timed(n, |_| run_quiet(&mut Command::new("/bin/true"))))
+    });
+
+    if let Some(reason) = container_skip_reason() {
+        eprintln!("startup: container rows not measured here: {reason}");
+        group.finish();
+        return;
+    }
+    hide_cgroup2_mount_for_crun();
+    let fx = Fixture::new().expect("building the bench rootfs");
+    let cgroups = CgroupRoot::detect().expect("detecting cgroups");
+    let limits = Resources {
+        memory_limit_bytes: Some(64 << 20),
+        pids_limit: Some(64),
+        ..Default::default()
+    };
+
+    // Full isolation: docker's six namespaces + memory/pids cgroup + an overlay rootfs whose
+    // upper/work dirs are created and removed inside the timing, as a real start does.
+    let layer = fx.rootfs();
+    let mut full = ContainerSpec::new(
+        RootfsSource::Layers(vec![layer.clone()]),
+        vec!["true".into()],
+    );
+    full.resources = limits.clone();
+    let scratch = fx.scratch();
+    group.bench_function(BenchmarkId::new("isolab-full", "true"), |b| {
+        b.iter_custom(|n| {
+            timed(n, |i| {
+                let base = scratch.join(format!("c{i}"));
+                let dirs = OverlayDirs {
+                    upper: base.join("upper"),
+                    work: base.join("work"),
+                    merged: base.join("merged"),
+                };
+                for d in [&dirs.upper, &dirs.work, &dirs.merged] {
+                    std::fs::create_dir_all(d).unwrap();
+                }
+                let mut ctx = RunContext::new(format!("bench-full-{i}"));
+                ctx.cgroups = Some(&cgroups);
+                ctx.overlay = Some(dirs);
+                let out = spawn::run(&full, ctx).expect("isolab run");
+                assert_eq!(out.status, ExitStatus::Exited(0));
+                std::fs::remove_dir_all(&base).unwrap();
+            })
+        })
+    });
+
+    // The same OCI bundle crun and runc run: the rootfs dir as is, plus the same cgroup.
+    let mut bundle = isolab_container::oci::load_bundle(&fx.bundle()).expect("loading the bundle");
+    bundle.resources = limits.clone();
+    group.bench_function(BenchmarkId::new("isolab-bundle", "true"), |b| {
+        b.iter_custom(|n| {
+            timed(n, |i| {
+                let mut ctx = RunContext::new(format!("bench-bundle-{i}"));
+                ctx.cgroups = Some(&cgroups);
+                let out = spawn::run(&bundle, ctx).expect("isolab run");
+                assert_eq!(out.status, ExitStatus::Exited(0));
+            })
+        })
+    });
+
+    // Namespaces only: no cgroup, no overlay.
+    let mut ns_only = bundle.clone();
+    ns_only.use_cgroup = false;
+    group.bench_function(BenchmarkId::new("isolab-namespaces-only", "true"), |b| {
+        b.iter_custom(|n| {
+            timed(n, |i| {
+                let out = spawn::run(&ns_only, RunContext::new(format!("bench-ns-{i}")))
+                    .expect("isolab run");
+                assert_eq!(out.status, ExitStatus::Exited(0));
+            })
+        })
+    });
+
+    if which("unshare").is_some() {
+        group.bench_function(BenchmarkId::new("unshare-fpmuin", "true"), |b| {
+            b.iter_custom(|n| {
+                timed(n, |_| {
+                    run_quiet(Command::new("unshare").args(["-fpmuin", "--mount-proc", "true"]))
+                })
+            })
+        });
+    }
+    if which("bwrap").is_some() {
+        let rootfs = fx.rootfs();
+        group.bench_function(BenchmarkId::new("bwrap", "true"), |b| {
+            b.iter_custom(|n| {
+                timed(n, |_| {
+                    run_quiet(Command::new("bwrap").args([
+                        "--unshare-all",
+                        "--bind",
+                        rootfs.to_str().unwrap(),
+                        "/",
+                        "--proc",
+                        "/proc",
+                        "--dev",
+                        "/dev",
+                        "/bin/true",
+                    ]))
+                })
+            })
+        });
+    }
+    for runtime in ["crun", "runc"] {
+        if which(runtime).is_none() {
+            eprintln!("startup: {runtime} not measured here: not installed (scripts/setup.sh installs it)");
+            continue;
+        }
+        let bundle_dir = fx.bundle();
+        group.bench_function(BenchmarkId::new(runtime, "true"), |b| {
+            b.iter_custom(|n| {
+                timed(n, |i| {
+                    run_quiet(Command::new(runtime).args([
+                        "run",
+                        "--bundle",
+                        bundle_dir.to_str().unwrap(),
+                        &format!("isolab-bench-{}-{i}", std::process::id()),
+                    ]))
+                })
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, startup);
+criterion_main!(benches);

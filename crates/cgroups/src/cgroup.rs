@@ -1,0 +1,571 @@
+//! The lifecycle of one container's cgroup: create, attach, freeze, measure, kill, remove.
+//!
+//! A [`Cgroup`] owns one directory per hierarchy it uses (several on v1/hybrid, one on v2),
+//! all named `<caller's cgroup>/isolab/<name>`. Creating it is `mkdir` + one write per limit;
+//! attaching a process is writing its pid to `cgroup.procs` in each directory; removing it is
+//! `rmdir` — which the kernel refuses (EBUSY) while any task is inside, and on v1 the memory
+//! controller can keep refusing for a moment after the last task exited while it uncharges
+//! pages, so removal retries briefly with exponential backoff.
+//!
+//! Only the directories this value created are removed, and `Drop` removes them (killing any
+//! process still inside) unless the value came from [`CgroupRoot::open`] or the caller asked to
+//! keep it — so an error or a panic between create and destroy leaks nothing.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::detect::{Backend, CgroupRoot, Controller, ControllerSet};
+use crate::error::CgroupError;
+use crate::fsio::{self, put, NumBuf};
+use crate::limits::Resources;
+use crate::stats::CgroupStats;
+use crate::{v1, v2};
+
+/// Exponential backoff with a deadline: 50 µs, 100 µs, … capped at 10 ms per sleep.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    deadline: Instant,
+    delay: Duration,
+}
+
+impl Backoff {
+    pub(crate) fn new(max_ms: u64) -> Self {
+        Backoff {
+            deadline: Instant::now() + Duration::from_millis(max_ms),
+            delay: Duration::from_micros(50),
+        }
+    }
+
+    /// Sleeps for the next step; `false` (without sleeping) once the deadline has passed.
+    pub(crate) fn wait(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        std::thread::sleep(self.delay.min(self.deadline - now));
+        self.delay = (self.delay * 2).min(Duration::from_millis(10));
+        true
+    }
+}
+
+/// `mkdir`, treating "already exists" as success.
+pub(crate) fn mkdir_ignore_exists(path: &Path) -> Result<(), CgroupError> {
+    match std::fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(CgroupError::io("mkdir", path.to_path_buf(), e)),
+    }
+}
+
+/// How long `kill_all` waits for SIGKILLed processes to leave.
+const KILL_WAIT_MS: u64 = 2_000;
+/// How long `rmdir` retries EBUSY (v1 memory cgroups uncharging after the last exit).
+const RMDIR_WAIT_MS: u64 = 1_000;
+/// `mkdir` of the child races with another container's `rmdir` of the shared `isolab` dir.
+const MKDIR_ATTEMPTS: usize = 8;
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    /// A v1 hierarchy directory and the controllers of that hierarchy.
+    V1(ControllerSet),
+    /// The v2 directory.
+    V2,
+}
+
+#[derive(Debug)]
+struct Dir {
+    path: PathBuf,
+    kind: Kind,
+}
+
+/// One container's cgroup across every hierarchy it uses.
+#[derive(Debug)]
+pub struct Cgroup {
+    name: String,
+    dirs: Vec<Dir>,
+    destroy_on_drop: bool,
+}
+
+/// A name is one path component we are willing to `rmdir` later.
+fn validate_name(name: &str) -> Result<(), CgroupError> {
+    let bad = |reason| CgroupError::InvalidName {
+        name: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() || name.len() > 64 {
+        return Err(bad("must be 1 to 64 characters"));
+    }
+    if name.starts_with('.') {
+        return Err(bad("must not start with '.'"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Err(bad("use only letters, digits, '-', '_' and '.'"));
+    }
+    Ok(())
+}
+
+/// `mkdir dir`, creating the shared `isolab` parent with `make_parent` if it is missing.
+fn mkdir_child(
+    dir: &Path,
+    mut make_parent: impl FnMut() -> Result<(), CgroupError>,
+) -> Result<(), CgroupError> {
+    for _ in 0..MKDIR_ATTEMPTS {
+        match std::fs::create_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(CgroupError::AlreadyExists {
+                    path: dir.to_path_buf(),
+                })
+            }
+            // The parent is missing: first use, or another container just removed it.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => make_parent()?,
+            Err(e) => return Err(CgroupError::io("mkdir", dir.to_path_buf(), e)),
+        }
+    }
+    Err(CgroupError::io(
+        "mkdir",
+        dir.to_path_buf(),
+        io::Error::other("parent directory kept disappearing (concurrent removal)"),
+    ))
+}
+
+/// `rmdir`, retrying EBUSY with backoff for up to `wait_ms`; a missing directory is success.
+fn rmdir_retry(dir: &Path, wait_ms: u64) -> Result<(), CgroupError> {
+    let mut backoff: Option<Backoff> = None;
+    loop {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                if !backoff.get_or_insert_with(|| Backoff::new(wait_ms)).wait() {
+                    return Err(CgroupError::io("rmdir", dir.to_path_buf(), e));
+                }
+            }
+            Err(e) => return Err(CgroupError::io("rmdir", dir.to_path_buf(), e)),
+        }
+    }
+}
+
+/// Records the controllers `res` needs, with the option that needs each (for error messages).
+fn required(res: &Resources) -> [(Controller, Option<&'static str>); 5] {
+    let mem = if res.memory_limit_bytes.is_some() {
+        Some("--memory")
+    } else if res.memory_swap_limit_bytes.is_some() {
+        Some("--memory-swap")
+    } else {
+        None
+    };
+    let cpu = if res.cpu_quota.is_some() {
+        Some("--cpus")
+    } else if res.cpu_shares.is_some() {
+        Some("--cpu-shares")
+    } else {
+        None
+    };
+    let cpuset = if res.cpuset_cpus.is_some() {
+        Some("--cpuset-cpus")
+    } else if res.cpuset_mems.is_some() {
+        Some("--cpuset-mems")
+    } else {
+        None
+    };
+    [
+        (Controller::Memory, mem),
+        (Controller::Cpu, cpu),
+        (Controller::Cpuset, cpuset),
+        (Controller::Pids, res.pids_limit.map(|_| "--pids-limit")),
+        (Controller::Io, res.io_weight.map(|_| "--blkio-weight")),
+    ]
+}
+
+/// Controllers used for statistics and pause/resume whenever the host has them. `cpu` is not
+/// among them: its only statistic is throttling, which stays zero without a quota, and on v1 it
+/// would cost a separate hierarchy (mkdir, attach, rmdir: ~100 µs here) on every start.
+const OPTIONAL: [Controller; 4] = [
+    Controller::Memory,
+    Controller::Pids,
+    Controller::Cpuacct,
+    Controller::Freezer,
+];
+
+fn controller_name(c: Controller, backend: Option<Backend>) -> &'static str {
+    match backend {
+        Some(Backend::V2) => c.v2_name().unwrap_or(c.v1_name()),
+        _ => c.v1_name(),
+    }
+}
+
+impl CgroupRoot {
+    /// Creates `<caller's cgroup>/isolab/<name>` in every hierarchy needed by `res` or used
+    /// for statistics and freezing, and writes the limits. Nothing is attached yet.
+    ///
+    /// Errors before any `mkdir` for bad names, inconsistent limits and controllers the host
+    /// lacks; on a later error the directories already made are removed again.
+    pub fn create(&self, name: &str, res: &Resources) -> Result<Cgroup, CgroupError> {
+        validate_name(name)?;
+        res.validate()?;
+        let mut used = ControllerSet::EMPTY;
+        for (c, why) in required(res) {
+            if let Some(why) = why {
+                if self.backend(c).is_none() {
+                    return Err(CgroupError::ControllerMissing {
+                        controller: controller_name(c, None),
+                        needed_for: why,
+                    });
+                }
+                used.insert(c);
+            }
+        }
+        for c in OPTIONAL {
+            if self.backend(c).is_some() {
+                used.insert(c);
+            }
+        }
+        let mut cg = Cgroup {
+            name: name.to_owned(),
+            dirs: Vec::with_capacity(self.v1.len() + 1),
+            destroy_on_drop: true,
+        };
+        for h in &self.v1 {
+            if h.controllers.intersect(used).is_empty() {
+                continue;
+            }
+            let dir = h.isolab_dir.join(name);
+            mkdir_child(&dir, || mkdir_ignore_exists(&h.isolab_dir))?;
+            cg.dirs.push(Dir {
+                path: dir,
+                kind: Kind::V1(h.controllers),
+            });
+            let dir = &cg.dirs[cg.dirs.len() - 1].path;
+            v1::apply_limits(dir, h, res)?;
+        }
+        if let Some(v2h) = &self.v2 {
+            let mut on_v2 = ControllerSet::EMPTY;
+            for c in used.iter() {
+                if self.backend(c) == Some(Backend::V2) {
+                    on_v2.insert(c);
+                }
+            }
+            if !on_v2.is_empty() {
+                let (_, available) = v2h.parent();
+                // Only real v2 controllers go into subtree_control (not core cpu.stat/freeze).
+                let mut wanted = ControllerSet::EMPTY;
+                for c in on_v2.iter().filter(|c| c.v2_name().is_some()) {
+                    if available.contains(c) {
+                        wanted.insert(c);
+                    } else if let Some((_, Some(why))) =
+                        required(res).into_iter().find(|(rc, _)| *rc == c)
+                    {
+                        return Err(CgroupError::ControllerMissing {
+                            controller: controller_name(c, Some(Backend::V2)),
+                            needed_for: why,
+                        });
+                    }
+                }
+                let mut attempts = 0;
+                let path = loop {
+                    // Re-run on ENOENT: another container may have removed the shared parent.
+                    let dir = v2::ensure_isolab(v2h, wanted)?.join(name);
+                    match std::fs::create_dir(&dir) {
+                        Ok(()) => break dir,
+                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                            return Err(CgroupError::AlreadyExists { path: dir })
+                        }
+                        Err(e)
+                            if e.raw_os_error() == Some(libc::ENOENT)
+                                && attempts < MKDIR_ATTEMPTS =>
+                        {
+                            attempts += 1;
+                        }
+                        Err(e) => return Err(CgroupError::io("mkdir", dir, e)),
+                    }
+                };
+                cg.dirs.push(Dir {
+                    path,
+                    kind: Kind::V2,
+                });
+                let dir = &cg.dirs[cg.dirs.len() - 1].path;
+                v2::apply_limits(dir, wanted, res)?;
+            }
+        }
+        Ok(cg)
+    }
+
+    /// Finds the existing cgroup `name` (made by another process, e.g. for `isolab pause`).
+    /// The returned value does not remove anything when dropped.
+    pub fn open(&self, name: &str) -> Result<Cgroup, CgroupError> {
+        validate_name(name)?;
+        let mut dirs = Vec::new();
+        for h in &self.v1 {
+            let path = h.isolab_dir.join(name);
+            if path.is_dir() {
+                dirs.push(Dir {
+                    path,
+                    kind: Kind::V1(h.controllers),
+                });
+            }
+        }
+        if let Some(v2h) = &self.v2 {
+            for parent in [&v2h.own_dir, &v2h.mount_point] {
+                let path = parent.join("isolab").join(name);
+                if path.is_dir() {
+                    dirs.push(Dir {
+                        path,
+                        kind: Kind::V2,
+                    });
+                    break;
+                }
+            }
+        }
+        if dirs.is_empty() {
+            return Err(CgroupError::NotFound {
+                name: name.to_owned(),
+            });
+        }
+        Ok(Cgroup {
+            name: name.to_owned(),
+            dirs,
+            destroy_on_drop: false,
+        })
+    }
+}
+
+impl Cgroup {
+    /// The name given at creation.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Every directory of this cgroup, one per hierarchy (for diagnostics and leak checks).
+    pub fn paths(&self) -> Vec<PathBuf> {
+        self.dirs.iter().map(|d| d.path.clone()).collect()
+    }
+
+    /// Whether dropping this value removes the cgroup (true for `create`, false for `open`).
+    pub fn destroy_on_drop(&self) -> bool {
+        self.destroy_on_drop
+    }
+
+    /// Keep the cgroup after this value is dropped (a detached container), or take ownership
+    /// of an opened one (`isolab rm`).
+    pub fn set_destroy_on_drop(&mut self, destroy: bool) {
+        self.destroy_on_drop = destroy;
+    }
+
+    /// Moves process `pid` (all its threads) into this cgroup in every hierarchy.
+    ///
+    /// Its children inherit the membership, so a launcher attaches the container's init
+    /// before it execs anything.
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        let n = NumBuf::i64(i64::from(pid));
+        for d in &self.dirs {
+            put(&d.path, "cgroup.procs", n.as_bytes())?;
+        }
+        Ok(())
+    }
+
+    /// Pids in the cgroup (union over hierarchies, sorted).
+    pub fn pids(&self) -> Result<Vec<i32>, CgroupError> {
+        let mut pids = Vec::new();
+        for d in &self.dirs {
+            match std::fs::read_to_string(d.path.join("cgroup.procs")) {
+                Ok(text) => pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok())),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(CgroupError::io("read", d.path.join("cgroup.procs"), e)),
+            }
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    fn freezer(&self) -> Result<(&Path, bool), CgroupError> {
+        if let Some(d) = self
+            .dirs
+            .iter()
+            .find(|d| matches!(d.kind, Kind::V1(c) if c.contains(Controller::Freezer)))
+        {
+            return Ok((&d.path, true));
+        }
+        if let Some(d) = self.dirs.iter().find(|d| matches!(d.kind, Kind::V2)) {
+            return Ok((&d.path, false));
+        }
+        Err(CgroupError::ControllerMissing {
+            controller: "freezer",
+            needed_for: "pause/resume",
+        })
+    }
+
+    /// Stops every task in the cgroup and returns once the kernel reports them frozen.
+    pub fn freeze(&self) -> Result<(), CgroupError> {
+        match self.freezer()? {
+            (dir, true) => v1::freeze(dir),
+            (dir, false) => v2::freeze(dir),
+        }
+    }
+
+    /// Lets frozen tasks run again.
+    pub fn thaw(&self) -> Result<(), CgroupError> {
+        match self.freezer()? {
+            (dir, true) => v1::thaw(dir),
+            (dir, false) => v2::thaw(dir),
+        }
+    }
+
+    /// Whether the freezer reports the cgroup frozen.
+    pub fn is_frozen(&self) -> Result<bool, CgroupError> {
+        match self.freezer()? {
+            (dir, true) => v1::is_frozen(dir),
+            (dir, false) => v2::is_frozen(dir),
+        }
+    }
+
+    /// Reads memory, OOM, CPU, pids and throttling counters. Valid after the tasks exited, as
+    /// long as the cgroup has not been destroyed.
+    pub fn stats(&self) -> Result<CgroupStats, CgroupError> {
+        let mut total = CgroupStats::default();
+        for d in &self.dirs {
+            let mut s = CgroupStats::default();
+            match d.kind {
+                Kind::V1(ctl) => v1::read_stats(&d.path, ctl, &mut s)?,
+                Kind::V2 => v2::read_stats(&d.path, &mut s)?,
+            }
+            total.fill_missing(s);
+        }
+        Ok(total)
+    }
+
+    /// SIGKILLs every task and waits (bounded) until none is left.
+    ///
+    /// v2's `cgroup.kill` kills atomically, including tasks forked meanwhile; otherwise each pid
+    /// in `cgroup.procs` gets SIGKILL, repeatedly, since a task may fork between our read and
+    /// our kill. A v1-frozen task only dies once thawed, so the freezer is thawed too.
+    pub fn kill_all(&self) -> Result<(), CgroupError> {
+        let mut atomic_kill = false;
+        if let Some(d) = self.dirs.iter().find(|d| matches!(d.kind, Kind::V2)) {
+            match fsio::write_existing(&d.path, "cgroup.kill", b"1") {
+                Ok(()) => atomic_kill = true,
+                Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
+                Err(e) => return Err(CgroupError::io("write", d.path.join("cgroup.kill"), e)),
+            }
+        }
+        let mut backoff = Backoff::new(KILL_WAIT_MS);
+        let mut thawed = false;
+        loop {
+            let pids = self.pids()?;
+            if pids.is_empty() {
+                return Ok(());
+            }
+            if !atomic_kill {
+                for &p in &pids {
+                    // ESRCH: it exited meanwhile, which is what we want.
+                    let _ = kill(Pid::from_raw(p), Signal::SIGKILL);
+                }
+            }
+            if !thawed {
+                thawed = true;
+                if let Ok((dir, true)) = self.freezer() {
+                    let _ = v1::thaw(dir);
+                }
+            }
+            if !backoff.wait() {
+                return Err(CgroupError::KillTimeout {
+                    path: self.dirs[0].path.clone(),
+                    remaining: pids.len(),
+                    waited_ms: KILL_WAIT_MS,
+                });
+            }
+        }
+    }
+
+    /// Kills what is left and removes every directory, then the shared `isolab` parents if
+    /// they became empty. Returns the first error, after trying everything.
+    pub fn destroy(mut self) -> Result<(), CgroupError> {
+        self.destroy_on_drop = false;
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), CgroupError> {
+        let mut first = self.kill_all().err();
+        // If tasks survived, rmdir would only spin on EBUSY: try once each instead.
+        let wait_ms = if first.is_some() { 0 } else { RMDIR_WAIT_MS };
+        for d in self.dirs.iter().rev() {
+            if let Err(e) = rmdir_retry(&d.path, wait_ms) {
+                first.get_or_insert(e);
+            }
+        }
+        for d in &self.dirs {
+            if let Some(parent) = d.path.parent() {
+                // ENOTEMPTY/EBUSY: another container still uses it; ENOENT: already gone.
+                let _ = std::fs::remove_dir(parent);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if self.destroy_on_drop {
+            let _ = self.teardown();
+        }
+    }
+}
+
+impl CgroupStats {
+    /// Takes `other`'s values for the fields still unknown (v1 directories come first, so a
+    /// hybrid host's v1 numbers win over v2's).
+    fn fill_missing(&mut self, other: CgroupStats) {
+        macro_rules! fill {
+            ($($f:ident),*) => { $( if self.$f.is_none() { self.$f = other.$f; } )* };
+        }
+        fill!(
+            memory_current_bytes,
+            memory_peak_bytes,
+            oom_kills,
+            cpu_usage_us,
+            cpu_user_us,
+            cpu_system_us,
+            cpu_periods,
+            cpu_throttled_periods,
+            cpu_throttled_us,
+            pids_current,
+            pids_peak
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_single_safe_components() {
+        for bad in ["", "..", ".hidden", "a/b", "a b", "x\0y", &"n".repeat(65)] {
+            assert!(
+                matches!(validate_name(bad), Err(CgroupError::InvalidName { .. })),
+                "{bad:?}"
+            );
+        }
+        validate_name("c1-abc_0.9").unwrap();
+    }
+
+    #[test]
+    fn backoff_is_bounded() {
+        let start = Instant::now();
+        let mut b = Backoff::new(5);
+        let mut steps = 0;
+        while b.wait() {
+            steps += 1;
+        }
+        assert!(steps >= 2);
+        assert!(start.elapsed() < Duration::from_millis(100));
+    }
+}

@@ -1,0 +1,544 @@
+//! `isolab container …`: run a workload in namespaces + cgroups + a layered rootfs.
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand, ValueEnum};
+use isolab_cgroups::{self as cg, CgroupRoot, Resources};
+use isolab_container::image::Store;
+use isolab_container::spawn::{self, RunContext, RunOutcome};
+use isolab_container::stdio::StdioMode;
+use isolab_container::{
+    BindMount, ContainerSpec, IdMapping, Namespace, NamespaceSet, NetworkMode, RootMode,
+    RootfsSource, SeccompMode,
+};
+use std::path::PathBuf;
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Run a command in a new container and wait for it.
+    ///
+    /// By default the container gets docker's six namespaces (pid, mnt, uts, ipc, net, cgroup),
+    /// a cgroup (for accounting, and limits if you pass them), and a copy-on-write overlay of
+    /// the image `busybox` (built from the host's static busybox on first use).
+    ///
+    /// Examples:
+    ///   isolab container run -- sh -c 'echo hello from $(hostname), I am PID $$'
+    ///   isolab container run --memory 32M -- sh -c 'x=$(head -c 100M /dev/zero | tr "\0" x)'
+    ///   isolab container run --userns -- id
+    ///   isolab container run -t -- sh
+    #[command(verbatim_doc_comment)]
+    Run(Box<RunArgs>),
+    /// List containers (kept ones; `--rm` containers vanish on exit).
+    #[command(alias = "ps", alias = "list")]
+    Ls {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove containers and their writable layer.
+    Rm {
+        /// Container ids or names.
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Print a container's captured stdout/stderr.
+    Logs { container: String },
+    /// Freeze every process of a running container (cgroup freezer).
+    Pause { container: String },
+    /// Thaw a paused container.
+    Resume { container: String },
+    /// Remove every exited container.
+    Prune,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NetArg {
+    /// A new network namespace with only the loopback interface.
+    None,
+    /// Share the host's network stack (no network namespace).
+    Host,
+    /// A new namespace with eth0 on isolab's bridge; containers can reach each other.
+    Bridge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SeccompArg {
+    /// No system call filter.
+    Unconfined,
+    /// isolab's default denylist, compiled once and cached.
+    Default,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Image to run (see `isolab image ls`).
+    #[arg(long, default_value = "busybox", conflicts_with_all = ["bundle", "rootfs"])]
+    pub image: String,
+    /// Run an OCI bundle: a directory with config.json and its rootfs (as crun/runc do).
+    #[arg(long, value_name = "DIR", conflicts_with = "rootfs")]
+    pub bundle: Option<PathBuf>,
+    /// Use a plain directory as the root filesystem, without an overlay (writes go into it).
+    #[arg(long, value_name = "DIR")]
+    pub rootfs: Option<PathBuf>,
+    /// Name the container (default: its id).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Remove the container and its writable layer when it exits.
+    #[arg(long)]
+    pub rm: bool,
+
+    /// Namespaces to create: a comma list of user,pid,mnt,uts,ipc,net,cgroup,time, or
+    /// 'default' (docker's six), 'all', 'none'.
+    #[arg(long, default_value = "default", value_name = "LIST")]
+    pub namespaces: NamespaceSet,
+    /// Map container root to an unprivileged host uid/gid range (adds a user namespace).
+    #[arg(long)]
+    pub userns: bool,
+    /// The host range for --userns, as BASE:COUNT.
+    #[arg(long, value_name = "BASE:COUNT", default_value = "100000:65536")]
+    pub userns_map: String,
+    /// Enter the rootfs with chroot(2) instead of pivot_root(2) (escapable: see the labs).
+    #[arg(long)]
+    pub chroot: bool,
+    /// Mount the root filesystem read-only.
+    #[arg(long)]
+    pub read_only: bool,
+
+    /// Memory limit, e.g. 64M, 1G (the OOM killer ends the workload above it).
+    #[arg(long, value_name = "SIZE", value_parser = cg::parse_memory, allow_hyphen_values = true)]
+    pub memory: Option<u64>,
+    /// Memory + swap limit, e.g. 128M, or -1 for unlimited swap.
+    #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = cg::parse_memory_swap)]
+    pub memory_swap: Option<i64>,
+    /// CPU limit in CPUs, e.g. 0.5 (CFS quota per 100 ms period).
+    #[arg(long, value_name = "CPUS", value_parser = cg::parse_cpus, allow_hyphen_values = true)]
+    pub cpus: Option<cg::CpuQuota>,
+    /// Relative CPU weight (cgroup v1 shares, 2..262144; default 1024).
+    #[arg(long, value_name = "SHARES", value_parser = cg::parse_cpu_shares, allow_hyphen_values = true)]
+    pub cpu_shares: Option<u64>,
+    /// CPUs the workload may run on, e.g. 0 or 0-1.
+    #[arg(long, value_name = "LIST", value_parser = cg::parse_cpuset_cpus)]
+    pub cpuset_cpus: Option<String>,
+    /// Memory nodes the workload may use.
+    #[arg(long, value_name = "LIST", value_parser = cg::parse_cpuset_mems)]
+    pub cpuset_mems: Option<String>,
+    /// Maximum number of processes (stops fork bombs).
+    #[arg(long, value_name = "N", value_parser = cg::parse_pids_limit, allow_hyphen_values = true)]
+    pub pids_limit: Option<u64>,
+    /// Relative block I/O weight (10..1000) where the host has the io/blkio controller.
+    #[arg(long, value_name = "WEIGHT", value_parser = cg::parse_io_weight, allow_hyphen_values = true)]
+    pub io_weight: Option<u16>,
+    /// Do not create a cgroup at all (no limits, no usage stats).
+    #[arg(long, conflicts_with_all = ["memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "cpuset_mems", "pids_limit", "io_weight"])]
+    pub no_cgroup: bool,
+
+    /// Network: none (loopback only), host, or bridge (eth0 on isolab's bridge).
+    #[arg(long, value_enum, default_value = "none")]
+    pub net: NetArg,
+    /// Bind-mount a host path: HOST:CONTAINER[:ro].
+    #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    pub volumes: Vec<String>,
+    /// Set an environment variable (KEY=VALUE); repeatable.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    #[arg(short = 'w', long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Hostname inside the container (default: the container id).
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// Run as UID[:GID] inside the container.
+    #[arg(short = 'u', long, value_name = "UID[:GID]")]
+    pub user: Option<String>,
+    /// System call filter.
+    #[arg(long, value_enum, default_value = "unconfined")]
+    pub seccomp: SeccompArg,
+    /// Allocate a pseudo-terminal (for an interactive shell).
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Print where the start-up time went (clone, cgroup, rootfs, exec) to stderr.
+    #[arg(long)]
+    pub timings: bool,
+    /// Print cgroup usage after exit (peak memory, OOM kills, CPU time, throttling).
+    #[arg(long)]
+    pub stats: bool,
+    /// Write the run's outcome (status, phases, stats) as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+
+    /// The command and its arguments.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+pub fn run(cmd: ContainerCommand) -> Result<u8> {
+    match cmd {
+        ContainerCommand::Run(args) => run_container(*args),
+        ContainerCommand::Ls { json } => list(json),
+        ContainerCommand::Rm { containers } => {
+            let store = open_store()?;
+            for c in containers {
+                store.remove_container(&c)?;
+                println!("{c}");
+            }
+            Ok(0)
+        }
+        ContainerCommand::Logs { container } => {
+            let store = open_store()?;
+            let rec = store.container(&container)?;
+            let log = rec.dirs.log.clone();
+            match std::fs::read_to_string(&log) {
+                Ok(text) => print!("{text}"),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("reading {}", log.display())),
+            }
+            Ok(0)
+        }
+        ContainerCommand::Pause { container } => freeze(&container, true),
+        ContainerCommand::Resume { container } => freeze(&container, false),
+        ContainerCommand::Prune => {
+            let store = open_store()?;
+            for c in store.list_containers()? {
+                if !c.is_running() {
+                    store.remove_container(&c.id)?;
+                    println!("{}", c.id);
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn open_store() -> Result<Store> {
+    Ok(Store::open(&Store::default_home())?)
+}
+
+/// Turns the flags into a [`ContainerSpec`] (no side effects, so bad input fails before
+/// anything is created).
+pub fn spec_from_args(args: &RunArgs, rootfs: RootfsSource) -> Result<ContainerSpec> {
+    let command = if args.command.is_empty() {
+        vec!["sh".to_string()]
+    } else {
+        args.command.clone()
+    };
+    let mut spec = ContainerSpec::new(rootfs, command);
+    spec.namespaces = args.namespaces;
+    if args.userns {
+        spec.namespaces.insert(Namespace::User);
+    }
+    if spec.namespaces.contains(Namespace::User) {
+        spec.id_mapping = Some(parse_userns_map(&args.userns_map)?);
+    }
+    spec.network = match args.net {
+        NetArg::None => NetworkMode::None,
+        NetArg::Host => {
+            spec.namespaces.remove(Namespace::Net);
+            NetworkMode::Host
+        }
+        NetArg::Bridge => NetworkMode::Bridge,
+    };
+    spec.root_mode = if args.chroot {
+        RootMode::Chroot
+    } else {
+        RootMode::PivotRoot
+    };
+    spec.readonly_rootfs = args.read_only;
+    spec.resources = Resources {
+        memory_limit_bytes: args.memory,
+        memory_swap_limit_bytes: args.memory_swap,
+        cpu_quota: args.cpus,
+        cpu_shares: args.cpu_shares,
+        cpuset_cpus: args.cpuset_cpus.clone(),
+        cpuset_mems: args.cpuset_mems.clone(),
+        pids_limit: args.pids_limit,
+        io_weight: args.io_weight,
+    };
+    spec.resources.validate()?;
+    spec.use_cgroup = !args.no_cgroup;
+    for v in &args.volumes {
+        spec.mounts.push(parse_volume(v)?);
+    }
+    for e in &args.env {
+        if !e.contains('=') || e.starts_with('=') {
+            bail!("--env {e:?} must look like KEY=VALUE");
+        }
+        let key = e.split('=').next().unwrap_or_default();
+        spec.env.retain(|old| old.split('=').next() != Some(key));
+        spec.env.push(e.clone());
+    }
+    if let Some(w) = &args.workdir {
+        spec.workdir = w.clone();
+    }
+    spec.hostname = args.hostname.clone();
+    if let Some(u) = &args.user {
+        spec.user = parse_user(u)?;
+    }
+    spec.seccomp = match args.seccomp {
+        SeccompArg::Unconfined => SeccompMode::Unconfined,
+        SeccompArg::Default => SeccompMode::Default,
+    };
+    spec.tty = args.tty;
+    Ok(spec)
+}
+
+fn parse_userns_map(s: &str) -> Result<IdMapping> {
+    let (base, count) = s.split_once(':').with_context(|| {
+        format!("--userns-map {s:?} must look like BASE:COUNT, e.g. 100000:65536")
+    })?;
+    let host_base: u32 = base
+        .parse()
+        .with_context(|| format!("--userns-map base {base:?} is not a uid"))?;
+    let count: u32 = count
+        .parse()
+        .with_context(|| format!("--userns-map count {count:?} is not a number"))?;
+    if host_base == 0 || count == 0 {
+        bail!("--userns-map {s:?}: the base must not be 0 (that maps to host root) and the count must be positive");
+    }
+    if host_base.checked_add(count).is_none() {
+        bail!("--userns-map {s:?} overflows the uid range");
+    }
+    Ok(IdMapping { host_base, count })
+}
+
+fn parse_volume(v: &str) -> Result<BindMount> {
+    let parts: Vec<&str> = v.split(':').collect();
+    let (source, destination, readonly) = match parts.as_slice() {
+        [s, d] => (*s, *d, false),
+        [s, d, "ro"] => (*s, *d, true),
+        [s, d, "rw"] => (*s, *d, false),
+        _ => bail!("--volume {v:?} must look like HOST:CONTAINER or HOST:CONTAINER:ro"),
+    };
+    if !destination.starts_with('/') {
+        bail!("--volume {v:?}: the container path must be absolute");
+    }
+    let source = std::fs::canonicalize(source)
+        .with_context(|| format!("--volume {v:?}: host path {source:?} does not exist"))?;
+    Ok(BindMount {
+        source,
+        destination: PathBuf::from(destination),
+        readonly,
+    })
+}
+
+fn parse_user(u: &str) -> Result<(u32, u32)> {
+    let (uid, gid) = match u.split_once(':') {
+        Some((a, b)) => (a, Some(b)),
+        None => (u, None),
+    };
+    let uid: u32 = uid
+        .parse()
+        .with_context(|| format!("--user {u:?}: give a numeric UID[:GID]"))?;
+    let gid: u32 = match gid {
+        Some(g) => g
+            .parse()
+            .with_context(|| format!("--user {u:?}: give a numeric UID[:GID]"))?,
+        None => uid,
+    };
+    Ok((uid, gid))
+}
+
+fn run_container(args: RunArgs) -> Result<u8> {
+    if !nix::unistd::Uid::effective().is_root() {
+        bail!("isolab container run needs root (namespaces, cgroups and mounts): run it with sudo");
+    }
+    // 1. Validate everything before creating anything.
+    let (rootfs_hint, bundle_spec) = match (&args.bundle, &args.rootfs) {
+        (Some(dir), _) => (None, Some(isolab_container::oci::load_bundle(dir)?)),
+        (None, Some(dir)) => {
+            if !dir.is_dir() {
+                bail!("--rootfs {}: not a directory", dir.display());
+            }
+            (Some(RootfsSource::Dir(std::fs::canonicalize(dir)?)), None)
+        }
+        (None, None) => (None, None),
+    };
+    let store = open_store()?;
+    let image = if bundle_spec.is_none() && rootfs_hint.is_none() {
+        Some(if args.image == "busybox" {
+            store.ensure_default_image()?
+        } else {
+            store.image(&args.image)?
+        })
+    } else {
+        None
+    };
+    let mut spec = match bundle_spec {
+        Some(spec) => spec,
+        None => {
+            let rootfs = match (&rootfs_hint, &image) {
+                (Some(r), _) => r.clone(),
+                (None, Some(img)) => RootfsSource::Layers(img.layers.clone()),
+                (None, None) => unreachable!("an image, a rootfs or a bundle is always chosen"),
+            };
+            spec_from_args(&args, rootfs)?
+        }
+    };
+    let cgroups = if spec.use_cgroup {
+        Some(CgroupRoot::detect()?)
+    } else {
+        None
+    };
+    let seccomp = match spec.seccomp {
+        SeccompMode::Default => Some(
+            isolab_container::seccomp::SeccompProgram::load_or_compile_default(
+                &store.home().join("seccomp"),
+            )?,
+        ),
+        SeccompMode::Unconfined => None,
+    };
+
+    // 2. Create the container's directories (its writable layer, log, state).
+    let image_name = image.as_ref().map(|i| i.name.as_str()).unwrap_or("-");
+    let dirs = store.create_container(image_name, args.name.as_deref())?;
+    let remove_on_exit = args.rm;
+    let cleanup = scopeguard(&store, &dirs.id, remove_on_exit);
+    if spec.hostname.is_none() && spec.namespaces.contains(Namespace::Uts) {
+        spec.hostname = Some(dirs.id.clone());
+    }
+    let network = match spec.network {
+        NetworkMode::Bridge => Some(isolab_container::network::prepare(
+            &isolab_container::network::BridgeConfig::default(),
+            store.home(),
+            &dirs.id,
+        )?),
+        _ => None,
+    };
+    let overlay = matches!(spec.rootfs, RootfsSource::Layers(_)).then(|| {
+        isolab_container::rootfs::OverlayDirs {
+            upper: dirs.upper.clone(),
+            work: dirs.work.clone(),
+            merged: dirs.rootfs.clone(),
+        }
+    });
+    let stdio = if spec.tty {
+        if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+            bail!("-t needs a terminal on stdin; drop -t when piping input");
+        }
+        StdioMode::Tty
+    } else if remove_on_exit {
+        StdioMode::Inherit
+    } else {
+        StdioMode::Log(dirs.log.clone())
+    };
+    store.mark_running(&dirs.id, &spec)?;
+    let ctx = RunContext {
+        id: dirs.id.clone(),
+        cgroups: cgroups.as_ref(),
+        overlay,
+        stdio,
+        forward_signals: true,
+        network,
+        seccomp: seccomp.as_ref(),
+        on_start: Some(Box::new(|pid| {
+            let _ = store.set_pid(&dirs.id, pid);
+        })),
+    };
+
+    // 3. Run it.
+    let result = spawn::run(&spec, ctx);
+    let outcome = match result {
+        Ok(o) => o,
+        Err(e) => {
+            let code = e.exit_code();
+            let _ = store.mark_exited(&dirs.id, code as i32);
+            drop(cleanup);
+            eprintln!("isolab: error: {e}");
+            return Ok(code);
+        }
+    };
+    store.mark_exited(&dirs.id, outcome.status.code())?;
+    report(&args, &outcome)?;
+    drop(cleanup);
+    Ok(outcome.status.code().clamp(0, 255) as u8)
+}
+
+/// Removes a `--rm` container's directory however `run_container` returns.
+struct Cleanup<'a> {
+    store: &'a Store,
+    id: String,
+    remove: bool,
+}
+
+fn scopeguard<'a>(store: &'a Store, id: &str, remove: bool) -> Cleanup<'a> {
+    Cleanup {
+        store,
+        id: id.to_string(),
+        remove,
+    }
+}
+
+impl Drop for Cleanup<'_> {
+    fn drop(&mut self) {
+        if self.remove {
+            let _ = self.store.remove_container(&self.id);
+        }
+    }
+}
+
+fn report(args: &RunArgs, o: &RunOutcome) -> Result<()> {
+    if o.oom_killed {
+        eprintln!(
+            "isolab: the container was killed by the OOM killer at its memory limit ({}).",
+            args.memory
+                .map(|m| format!("{} MiB", m >> 20))
+                .unwrap_or_else(|| "no limit set".into())
+        );
+    }
+    if args.timings {
+        let p = &o.phases;
+        eprintln!(
+            "isolab: start {} µs (cgroup {} µs, clone {} µs, network {} µs, rootfs {} µs, exec setup {} µs); ran {} µs; cleanup {} µs; total {} µs",
+            p.start_to_exec_us, p.cgroup_us, p.clone_us, p.network_us, p.rootfs_us, p.exec_setup_us, p.run_us, p.cleanup_us, p.total_us
+        );
+    }
+    if args.stats {
+        match &o.cgroup_stats {
+            Some(s) => eprintln!("isolab: {}", serde_json::to_string(s)?),
+            None => eprintln!("isolab: no cgroup stats (--no-cgroup)"),
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_vec_pretty(o)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn list(json: bool) -> Result<u8> {
+    let store = open_store()?;
+    let containers = store.list_containers()?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&containers)?);
+        return Ok(0);
+    }
+    println!(
+        "{:<14} {:<16} {:<10} {:<10} CREATED",
+        "ID", "NAME", "IMAGE", "STATUS"
+    );
+    for c in containers {
+        println!(
+            "{:<14} {:<16} {:<10} {:<10} {}",
+            c.id,
+            c.name.as_deref().unwrap_or("-"),
+            c.image,
+            c.status_text(),
+            c.created
+        );
+    }
+    Ok(0)
+}
+
+fn freeze(container: &str, freeze: bool) -> Result<u8> {
+    let store = open_store()?;
+    let rec = store.container(container)?;
+    if !rec.is_running() {
+        bail!("container {container} is not running");
+    }
+    let root = CgroupRoot::detect()?;
+    let cg = root.open(&rec.id)?;
+    if freeze {
+        cg.freeze()?;
+    } else {
+        cg.thaw()?;
+    }
+    Ok(0)
+}

@@ -1,0 +1,251 @@
+//! `isolab vm`: boot a Linux kernel or isolab's stub guest in a KVM microVM.
+//!
+//! The VMM itself lives in the isolab-microvm crate; this module turns command-line flags into
+//! a `VmConfig`, prints the console / figure / phase timings, and picks the exit code:
+//! 0 = the guest powered off, rebooted or the stub finished; 2 = the stub workload cannot run
+//! on this host (the reason is printed); any error = one line and a non-zero code (from main).
+
+use anyhow::{bail, Context};
+use isolab_microvm::{
+    boot_stub, parse_duration, parse_memory_size, ConsoleSpec, GuestExit, GuestSpec, PhaseTimings,
+    Platform, StubOptions, VmConfig, Workload, WorkloadOutcome,
+};
+use std::path::PathBuf;
+
+/// The `isolab vm` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum VmCommand {
+    /// Boot a Linux kernel (--kernel) or the stub guest (--guest stub:WORKLOAD) and run it.
+    Run(RunArgs),
+    /// Show which KVM this host has and whether guest kernel mode runs natively.
+    Platform {
+        /// Skip the CPL0 probe (which boots a stub VM for a few milliseconds).
+        #[arg(long)]
+        no_probe: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Flags of `isolab vm run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Kernel image: ELF vmlinux (PVH entry when it has the note) or bzImage.
+    #[arg(long, value_name = "K", conflicts_with = "guest")]
+    kernel: Option<PathBuf>,
+    /// Initramfs to pass to the kernel (an uncompressed cpio unpacks fastest).
+    #[arg(long, value_name = "I", requires = "kernel")]
+    initrd: Option<PathBuf>,
+    /// Kernel command line.
+    #[arg(long, requires = "kernel", default_value = isolab_microvm::config::DEFAULT_CMDLINE)]
+    cmdline: String,
+    /// Number of vCPUs.
+    #[arg(long, default_value_t = 1)]
+    vcpus: u8,
+    /// Guest memory (K, M or G suffix).
+    #[arg(long, default_value = "256M")]
+    memory: String,
+    /// isolab's own guest: stub:true|syscall|pio|mmio|cpu|memory|cpl0-probe|hang|triple-fault.
+    #[arg(long, value_name = "stub:WORKLOAD")]
+    guest: Option<String>,
+    /// Iterations for a stub workload (warm passes for `memory`).
+    #[arg(long, requires = "guest")]
+    iterations: Option<u64>,
+    /// Stop the guest after this long (e.g. 30s, 500ms, 2m).
+    #[arg(long, default_value = "30s")]
+    timeout: String,
+    /// Write the serial console to this file instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    console: Option<PathBuf>,
+    /// Print phase timings (create, load, first KVM_RUN, banner, init, exit) to stderr.
+    #[arg(long)]
+    timings: bool,
+    /// Print the result as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs one `isolab vm` subcommand; returns the process exit code.
+pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
+    match cmd {
+        VmCommand::Run(args) => run_vm(args),
+        VmCommand::Platform { no_probe, json } => {
+            let platform = if no_probe {
+                Platform::detect_static()
+            } else {
+                Platform::detect()
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&platform)?);
+            } else {
+                print_platform(&platform);
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
+    let memory_bytes = parse_memory_size(&args.memory)?;
+    let timeout = parse_duration(&args.timeout)?;
+    if let Some(guest) = &args.guest {
+        let Some(name) = guest.strip_prefix("stub:") else {
+            bail!("--guest takes stub:WORKLOAD (e.g. stub:true); boot Linux with --kernel");
+        };
+        let workload: Workload = name.parse()?;
+        if args.vcpus == 0 {
+            bail!("invalid VM configuration: a VM needs at least 1 vCPU (got 0)");
+        }
+        if args.vcpus != 1 {
+            bail!(
+                "the stub guest runs on exactly 1 vCPU (got --vcpus {})",
+                args.vcpus
+            );
+        }
+        let report = boot_stub(
+            workload,
+            StubOptions {
+                iterations: args.iterations,
+                memory_bytes,
+                timeout,
+                cpuid: false,
+                measure_rss: false,
+            },
+        )?;
+        if args.timings {
+            print_timings(&report.timings);
+        }
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        }
+        return Ok(match &report.outcome {
+            WorkloadOutcome::Measured { figure } => {
+                if !args.json {
+                    println!("stub:{workload}: {}", describe_figure(figure));
+                }
+                0
+            }
+            WorkloadOutcome::NotSupportedHere { reason } => {
+                eprintln!("isolab: stub:{workload} not measured here: {reason}");
+                2
+            }
+        });
+    }
+    let Some(kernel) = args.kernel else {
+        bail!("nothing to boot: give --kernel PATH (Linux) or --guest stub:WORKLOAD");
+    };
+    let config = VmConfig {
+        guest: GuestSpec::Linux {
+            kernel,
+            initrd: args.initrd,
+            cmdline: args.cmdline,
+        },
+        vcpus: args.vcpus,
+        memory_bytes,
+        timeout,
+        console: match args.console {
+            Some(path) => ConsoleSpec::File(path),
+            None if args.json => ConsoleSpec::Discard,
+            None => ConsoleSpec::Stdout,
+        },
+    };
+    let report = isolab_microvm::run(&config).context("microVM failed")?;
+    if args.timings {
+        print_timings(&report.timings);
+    }
+    if args.json {
+        let exit = serde_json::to_value(report.exit)?;
+        let out = serde_json::json!({
+            "exit": exit,
+            "timings": report.timings,
+            "pvh_entry": report.pvh_entry,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+    } else if args.timings {
+        let how = match report.exit {
+            GuestExit::PowerOff => "powered off",
+            GuestExit::Reset => "rebooted",
+            _ => "stopped",
+        };
+        eprintln!("isolab: guest {how}");
+    }
+    Ok(0)
+}
+
+fn describe_figure(figure: &isolab_microvm::Figure) -> String {
+    use isolab_microvm::Figure;
+    match figure {
+        Figure::Exited => "exited".into(),
+        Figure::Syscall { ns_per_call, iterations } => {
+            format!("{ns_per_call:.1} ns per syscall ({iterations} calls)")
+        }
+        Figure::Exit { kind, ns_per_exit, iterations } => {
+            format!("{ns_per_exit:.0} ns per {kind} exit ({iterations} exits)")
+        }
+        Figure::Cpu { ns_per_iteration, iterations } => {
+            format!("{ns_per_iteration:.3} ns per loop iteration ({iterations} iterations)")
+        }
+        Figure::Memory {
+            first_touch_bytes_per_s,
+            warm_bytes_per_s,
+            buffer_bytes,
+            passes,
+        } => format!(
+            "first touch {:.2} GB/s, warm {:.2} GB/s ({} MiB buffer, {passes} passes)",
+            first_touch_bytes_per_s / 1e9,
+            warm_bytes_per_s / 1e9,
+            buffer_bytes >> 20
+        ),
+        Figure::Cpl0Probe { cpl0_cycles, cpl3_cycles, slowdown } => format!(
+            "CPL0 loop {cpl0_cycles} cycles, CPL3 loop {cpl3_cycles} cycles: guest kernel mode is {slowdown:.1}x slower"
+        ),
+    }
+}
+
+fn print_timings(t: &PhaseTimings) {
+    let at = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    eprintln!("phase                         µs");
+    eprintln!("create VM (+irqchip)   {:>10}", t.create_vm_us);
+    eprintln!("guest memory           {:>10}", t.memory_us);
+    eprintln!("vCPUs                  {:>10}", t.vcpus_us);
+    eprintln!("load kernel + params   {:>10}", t.load_us);
+    eprintln!("first KVM_RUN       at {:>10}", t.first_run_at_us);
+    eprintln!("kernel banner       at {:>10}", at(t.banner_at_us));
+    eprintln!("init reached        at {:>10}", at(t.init_at_us));
+    eprintln!("exit                at {:>10}", t.exit_at_us);
+    eprintln!("teardown               {:>10}", t.teardown_us);
+    eprintln!("total                  {:>10}", t.total_us);
+}
+
+fn print_platform(p: &Platform) {
+    println!("KVM module:        {:?}", p.kvm_module);
+    println!("/dev/kvm usable:   {}", p.kvm_available);
+    println!(
+        "host virtualized:  {}{}",
+        p.host_is_virtualized,
+        p.host_hypervisor
+            .as_deref()
+            .map(|h| format!(" ({h})"))
+            .unwrap_or_default()
+    );
+    if let Some(nested) = &p.nested_param {
+        println!("nested parameter:  {nested}");
+    }
+    if let Some(api) = p.api_version {
+        println!("KVM API version:   {api}");
+    }
+    println!("capabilities:      {}", p.caps.join(", "));
+    if let Some(max) = p.max_vcpus {
+        println!("max vCPUs:         {max}");
+    }
+    if let Some(probe) = &p.cpl0 {
+        println!(
+            "guest CPL0:        {} ({})",
+            if probe.native { "native" } else { "NOT native" },
+            probe.detail
+        );
+    }
+    println!("host kernel:       {}", p.host_kernel);
+    println!("CPU:               {}", p.cpu_model);
+}

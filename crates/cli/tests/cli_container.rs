@@ -1,0 +1,232 @@
+//! The `isolab container` command as a user meets it: bad input, exit codes, signals, leaks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn can_run() -> bool {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: needs root");
+        return false;
+    }
+    if !Path::new("/bin/busybox").exists() {
+        eprintln!("skipped: /bin/busybox missing (run scripts/setup.sh)");
+        return false;
+    }
+    true
+}
+
+struct Home(tempfile::TempDir);
+
+impl Home {
+    fn new() -> Home {
+        Home(
+            tempfile::Builder::new()
+                .prefix("isolab-home-")
+                .tempdir()
+                .unwrap(),
+        )
+    }
+    fn path(&self) -> &Path {
+        self.0.path()
+    }
+    fn isolab(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_isolab"));
+        cmd.env("ISOLAB_HOME", self.path());
+        cmd
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        self.isolab()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+    fn containers(&self) -> Vec<String> {
+        let dir = self.path().join("containers");
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn runs_a_command_in_the_default_image() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--",
+        "sh",
+        "-c",
+        "echo hi from $$",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi from 1\n");
+    assert!(home.containers().is_empty(), "--rm leaves nothing");
+}
+
+#[test]
+fn exit_code_propagates_and_kept_containers_have_logs() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let out = home.run(&[
+        "container",
+        "run",
+        "--name",
+        "keep",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 3",
+    ]);
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let logs = home.run(&["container", "logs", "keep"]);
+    let text = String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        text.contains("stdout out") && text.contains("stderr err"),
+        "{text}"
+    );
+    let ls = home.run(&["container", "ls"]);
+    assert!(String::from_utf8_lossy(&ls.stdout).contains("keep"));
+    assert!(home.run(&["container", "rm", "keep"]).status.success());
+    assert!(home.containers().is_empty());
+}
+
+/// Bad input: one line on stderr that names the problem, a non-zero exit, nothing created.
+#[test]
+fn bad_input_gets_one_clear_line_and_creates_nothing() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let bad_bundle = tempfile::tempdir().unwrap();
+    std::fs::write(bad_bundle.path().join("config.json"), "{ not json").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--memory", "-5M", "--", "true"], "-5M"),
+        (vec!["--cpus", "abc", "--", "true"], "abc"),
+        (vec!["--pids-limit", "0", "--", "true"], "pids"),
+        (
+            vec!["--image", "no-such-image", "--", "true"],
+            "no-such-image",
+        ),
+        (
+            vec!["--bundle", bad_bundle.path().to_str().unwrap()],
+            "config.json",
+        ),
+        (
+            vec!["--rootfs", "/no/such/dir", "--", "true"],
+            "/no/such/dir",
+        ),
+        (vec!["--namespaces", "pid,bogus", "--", "true"], "bogus"),
+        (vec!["-v", "/no/such:/x", "--", "true"], "/no/such"),
+    ];
+    for (args, needle) in cases {
+        let mut full = vec!["container", "run", "--rm"];
+        full.extend(args.iter());
+        let out = home.run(&full);
+        let err = stderr(&out);
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("RUST_BACKTRACE"),
+            "{args:?}: {err}"
+        );
+        assert!(
+            home.containers().is_empty(),
+            "{args:?} left a container dir"
+        );
+    }
+    let out = home.run(&["container", "run", "--rm", "--", "no-such-cmd"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("no-such-cmd"));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    assert!(home.containers().is_empty());
+}
+
+#[test]
+fn non_root_is_told_to_use_sudo() {
+    if !can_run() || crate_path("setpriv").is_none() {
+        return;
+    }
+    let home = Home::new();
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_isolab"))
+        .args(["container", "run", "--", "true"])
+        .env("ISOLAB_HOME", home.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("root"), "{}", stderr(&out));
+}
+
+fn crate_path(program: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// The container's PID 1 as seen from the host: the child of isolab's main thread.
+fn container_pid(isolab_pid: u32) -> Option<i32> {
+    let children =
+        std::fs::read_to_string(format!("/proc/{isolab_pid}/task/{isolab_pid}/children")).ok()?;
+    children.split_whitespace().next()?.parse().ok()
+}
+
+fn wait_for_container(isolab_pid: u32) -> i32 {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(pid) = container_pid(isolab_pid) {
+            // Wait until it has exec'ed the workload (its comm is no longer isolab's).
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "sleep" {
+                return pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "container never started");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn sigterm_to_isolab_stops_the_container_and_cleans_up() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let mut child = home
+        .isolab()
+        .args(["container", "run", "--rm", "--", "sleep", "30"])
+        .spawn()
+        .unwrap();
+    let cpid = wait_for_container(child.id());
+    let start = Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let status = child.wait().unwrap();
+    // sleep as PID 1 ignores SIGTERM, so isolab kills it after the grace period.
+    assert_eq!(status.code(), Some(137));
+    assert!(start.elapsed() < Duration::from_secs(6));
+    assert!(!Path::new(&format!("/proc/{cpid}")).exists());
+    assert!(home.containers().is_empty());
+}

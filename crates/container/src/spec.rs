@@ -1,0 +1,145 @@
+//! What to run: the one description every front end produces.
+//!
+//! `isolab container run` flags, an OCI bundle's `config.json` and the benches all build a
+//! [`ContainerSpec`]; the spawn path in `spawn.rs` only ever reads this type. Keeping the input in
+//! one plain struct is what lets the same workload run identically whichever way it was described.
+
+use crate::namespaces::NamespaceSet;
+use isolab_cgroups::Resources;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Everything the runtime needs to start one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Where the root filesystem comes from.
+    pub rootfs: RootfsSource,
+    /// argv of the workload; `args[0]` is looked up in the container's `PATH`.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` pairs; the workload sees exactly these.
+    pub env: Vec<String>,
+    /// Working directory inside the container (absolute).
+    pub workdir: String,
+    /// Hostname set in the new UTS namespace (ignored without one).
+    pub hostname: Option<String>,
+    /// Which namespaces to create.
+    pub namespaces: NamespaceSet,
+    /// How the process is confined to the root filesystem.
+    pub root_mode: RootMode,
+    /// Mount the root filesystem read-only.
+    pub readonly_rootfs: bool,
+    /// cgroup limits; an all-`None` value still creates a cgroup so usage can be reported.
+    pub resources: Resources,
+    /// Whether to create a cgroup at all (the "namespaces only" bench row turns this off).
+    pub use_cgroup: bool,
+    /// Network setup.
+    pub network: NetworkMode,
+    /// With a user namespace: how container ids map to host ids.
+    pub id_mapping: Option<IdMapping>,
+    /// Bind mounts from the host, applied after the standard mounts.
+    pub mounts: Vec<BindMount>,
+    /// Seccomp filter to install right before exec.
+    pub seccomp: SeccompMode,
+    /// Give the workload a pseudo-terminal (interactive shell).
+    pub tty: bool,
+    /// uid and gid the workload runs as, inside the container.
+    pub user: (u32, u32),
+}
+
+/// Where the container's `/` comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RootfsSource {
+    /// Read-only image layers, bottom first; the container writes into its own overlay upper dir.
+    Layers(Vec<PathBuf>),
+    /// A plain directory used as is (an OCI bundle's `root.path`, like crun and runc do).
+    Dir(PathBuf),
+}
+
+/// How the container's root is entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum RootMode {
+    /// `pivot_root(2)` and detach the old root: the host tree is no longer reachable.
+    #[default]
+    PivotRoot,
+    /// `chroot(2)` only: the historical first step, escapable by a root process (see the labs).
+    Chroot,
+}
+
+/// Network namespace setup, like `docker run --net`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// A new network namespace with only `lo`, up.
+    #[default]
+    None,
+    /// Share the host's network namespace.
+    Host,
+    /// A new namespace with `lo` and `eth0`, a veth to isolab's bridge.
+    Bridge,
+}
+
+/// One contiguous uid and gid range: container ids `0..count` are host ids `host_base..`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMapping {
+    /// First host uid/gid (container root maps to it).
+    pub host_base: u32,
+    /// How many ids are mapped.
+    pub count: u32,
+}
+
+impl Default for IdMapping {
+    /// The range `useradd` gives the first user in /etc/subuid: far from any real host account.
+    fn default() -> Self {
+        IdMapping {
+            host_base: 100_000,
+            count: 65_536,
+        }
+    }
+}
+
+/// A host path bind-mounted into the container (`-v HOST:CONTAINER[:ro]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindMount {
+    /// Path on the host; must exist.
+    pub source: PathBuf,
+    /// Absolute path inside the container; created if missing.
+    pub destination: PathBuf,
+    /// Remount read-only.
+    pub readonly: bool,
+}
+
+/// Which seccomp filter the workload runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum SeccompMode {
+    /// No filter.
+    #[default]
+    Unconfined,
+    /// isolab's default policy, compiled once and cached.
+    Default,
+}
+
+impl ContainerSpec {
+    /// A spec with docker-like defaults for the given rootfs and argv.
+    pub fn new(rootfs: RootfsSource, args: Vec<String>) -> Self {
+        ContainerSpec {
+            rootfs,
+            args,
+            env: vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+                "HOME=/root".to_string(),
+            ],
+            workdir: "/".to_string(),
+            hostname: None,
+            namespaces: NamespaceSet::docker_default(),
+            root_mode: RootMode::PivotRoot,
+            readonly_rootfs: false,
+            resources: Resources::default(),
+            use_cgroup: true,
+            network: NetworkMode::None,
+            id_mapping: None,
+            mounts: Vec::new(),
+            seccomp: SeccompMode::Unconfined,
+            tty: false,
+            user: (0, 0),
+        }
+    }
+}

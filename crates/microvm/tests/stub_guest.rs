@@ -1,0 +1,251 @@
+//! The stub guest on real /dev/kvm: every workload, the error paths, and the launch time.
+
+use isolab_microvm::{boot_stub, Figure, StubOptions, VmError, Workload, WorkloadOutcome};
+use std::time::Duration;
+
+fn kvm_or_skip() -> bool {
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+    {
+        Ok(_) => true,
+        Err(e) => {
+            eprintln!("skipping: /dev/kvm unavailable ({e})");
+            false
+        }
+    }
+}
+
+fn quick(iterations: u64) -> StubOptions {
+    StubOptions {
+        iterations: Some(iterations),
+        ..StubOptions::default()
+    }
+}
+
+fn threads() -> usize {
+    std::fs::read_dir("/proc/self/task").unwrap().count()
+}
+
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+#[test]
+fn true_workload_exits_with_phase_timings() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let report = boot_stub(Workload::True, StubOptions::default()).unwrap();
+    assert_eq!(
+        report.outcome,
+        WorkloadOutcome::Measured {
+            figure: Figure::Exited
+        }
+    );
+    let t = &report.timings;
+    assert!(t.first_run_at_us > 0, "{t:?}");
+    assert!(t.exit_at_us >= t.first_run_at_us, "{t:?}");
+    assert!(t.total_us >= t.exit_at_us, "{t:?}");
+}
+
+#[test]
+fn exit_loops_report_ns_per_exit() {
+    if !kvm_or_skip() {
+        return;
+    }
+    for workload in [Workload::Pio, Workload::Mmio] {
+        let report = boot_stub(workload, quick(2_000)).unwrap();
+        match report.outcome {
+            WorkloadOutcome::Measured {
+                figure:
+                    Figure::Exit {
+                        ns_per_exit,
+                        iterations,
+                        ..
+                    },
+            } => {
+                eprintln!("{workload}: {ns_per_exit:.0} ns per exit");
+                assert_eq!(iterations, 2_000);
+                // An exit is a trip through the host kernel and back: never free.
+                assert!(
+                    ns_per_exit > 50.0 && ns_per_exit < 10_000_000.0,
+                    "{ns_per_exit}"
+                );
+            }
+            other => panic!("{workload}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn cpu_and_memory_loops_report_figures() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let report = boot_stub(Workload::Cpu, quick(5_000_000)).unwrap();
+    let WorkloadOutcome::Measured {
+        figure: Figure::Cpu {
+            ns_per_iteration, ..
+        },
+    } = report.outcome
+    else {
+        panic!("{:?}", report.outcome)
+    };
+    let host = isolab_microvm::stub::host_cpu_loop(5_000_000).as_secs_f64() * 1e9 / 5e6;
+    eprintln!("cpu loop: guest {ns_per_iteration:.3} ns/iter, host {host:.3} ns/iter");
+    assert!(ns_per_iteration > 0.0);
+
+    let report = boot_stub(Workload::Memory, quick(2)).unwrap();
+    let WorkloadOutcome::Measured {
+        figure:
+            Figure::Memory {
+                first_touch_bytes_per_s,
+                warm_bytes_per_s,
+                buffer_bytes,
+                ..
+            },
+    } = report.outcome
+    else {
+        panic!("{:?}", report.outcome)
+    };
+    eprintln!(
+        "memory ({buffer_bytes} bytes): first touch {:.2} GB/s, warm {:.2} GB/s",
+        first_touch_bytes_per_s / 1e9,
+        warm_bytes_per_s / 1e9
+    );
+    assert!(buffer_bytes > 0 && first_touch_bytes_per_s > 0.0 && warm_bytes_per_s > 0.0);
+}
+
+#[test]
+fn syscall_is_measured_or_explained() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let report = boot_stub(Workload::Syscall, quick(100_000)).unwrap();
+    match &report.outcome {
+        WorkloadOutcome::Measured {
+            figure: Figure::Syscall { ns_per_call, .. },
+        } => {
+            eprintln!("syscall: {ns_per_call:.1} ns");
+            assert!(*ns_per_call > 0.0);
+        }
+        WorkloadOutcome::NotSupportedHere { reason } => {
+            eprintln!("syscall not measured here: {reason}");
+            assert!(reason.contains("CPL3"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn cpl0_probe_gives_a_verdict() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let report = boot_stub(Workload::Cpl0Probe, StubOptions::default()).unwrap();
+    eprintln!("cpl0 probe: {:?}", report.outcome);
+    match report.outcome {
+        WorkloadOutcome::Measured {
+            figure:
+                Figure::Cpl0Probe {
+                    cpl0_cycles,
+                    cpl3_cycles,
+                    ..
+                },
+        } => assert!(cpl0_cycles > 0 && cpl3_cycles > 0),
+        WorkloadOutcome::NotSupportedHere { reason } => assert!(!reason.is_empty()),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn hang_is_stopped_by_the_watchdog_without_leaks() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let (threads_before, fds_before) = (threads(), fds());
+    let options = StubOptions {
+        timeout: Duration::from_millis(300),
+        ..StubOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let err = boot_stub(Workload::Hang, options).unwrap_err();
+    assert!(matches!(err, VmError::Timeout { timeout_ms: 300 }), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(err.to_string().contains("watchdog"));
+    assert_eq!(fds(), fds_before, "fds leaked");
+    assert!(threads() <= threads_before, "threads leaked");
+}
+
+#[test]
+fn triple_fault_is_a_clean_error() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let fds_before = fds();
+    let options = StubOptions {
+        timeout: Duration::from_secs(5),
+        ..StubOptions::default()
+    };
+    let err = boot_stub(Workload::TripleFault, options).unwrap_err();
+    eprintln!("triple fault: {err}");
+    assert!(
+        matches!(
+            err,
+            VmError::TripleFault { .. } | VmError::InternalError { .. }
+        ),
+        "{err}"
+    );
+    assert_eq!(fds(), fds_before, "fds leaked");
+}
+
+#[test]
+fn vmm_memory_overhead_is_measured() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let options = StubOptions {
+        measure_rss: true,
+        iterations: Some(1),
+        ..StubOptions::default()
+    };
+    let report = boot_stub(Workload::Memory, options).unwrap();
+    let footprint = report.footprint.expect("footprint measured");
+    eprintln!(
+        "RSS: process {} KiB, guest {} KiB, VMM overhead {} KiB (test harness included)",
+        footprint.process_rss_bytes >> 10,
+        footprint.guest_rss_bytes >> 10,
+        footprint.vmm_overhead_bytes >> 10
+    );
+    // The memory workload touched its whole buffer: the guest's share must show it.
+    assert!(footprint.guest_rss_bytes >= 32 << 20, "{footprint:?}");
+    assert!(footprint.process_rss_bytes > footprint.guest_rss_bytes);
+}
+
+#[test]
+fn stub_launch_median_over_50_runs() {
+    if !kvm_or_skip() {
+        return;
+    }
+    for cpuid in [false, true] {
+        let options = StubOptions {
+            cpuid,
+            ..StubOptions::default()
+        };
+        let mut exit_us = Vec::new();
+        let mut total_us = Vec::new();
+        for _ in 0..50 {
+            let report = boot_stub(Workload::True, options).unwrap();
+            exit_us.push(report.timings.exit_at_us);
+            total_us.push(report.timings.total_us);
+        }
+        exit_us.sort_unstable();
+        total_us.sort_unstable();
+        eprintln!(
+            "stub true (cpuid={cpuid}): create→exit median {} µs, with teardown {} µs (50 runs)",
+            exit_us[25], total_us[25]
+        );
+    }
+}
