@@ -29,6 +29,17 @@ enum Command {
     /// Run KVM microVMs: a Linux kernel or isolab's own stub guest.
     #[command(subcommand)]
     Vm(vm::VmCommand),
+    /// Turn a container's changes into a new image (its writable layer becomes a new
+    /// read-only layer on top of the image's): the articles' "docker commit ≈ git commit".
+    Commit {
+        /// Container id or name.
+        container: String,
+        /// Name of the new image.
+        new_image: String,
+        /// A note stored with the new layer, like a commit message.
+        #[arg(short, long)]
+        message: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -37,6 +48,15 @@ fn main() -> ExitCode {
         Command::Container(cmd) => container::run(cmd),
         Command::Image(cmd) => image::run(cmd),
         Command::Vm(cmd) => vm::run(cmd),
+        Command::Commit {
+            container,
+            new_image,
+            message,
+        } => image::run(image::ImageCommand::Commit {
+            container,
+            new_image,
+            message,
+        }),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -11,7 +11,7 @@
 //!   in-kernel PIC/IOAPIC (KVM_IRQ_LINE).
 //! * **i8042** at 0x60/0x64: Linux reboots by writing 0xfe to port 0x64; we stop the VM.
 //! * **boot timer**: a guest write of the magic byte 123 to MMIO 0xd000_0000 (Firecracker's
-//!   convention) or port 0x5f0 timestamps "init reached".
+//!   convention) or port 0x440 (guests/README.md) timestamps "init reached".
 //! * **stub ports** 0x600-0x603: isolab's stub guest reports marks, figures and its exit.
 //!
 //! Unknown ports read as 0xff (no device) and writes to them are ignored, as on real hardware

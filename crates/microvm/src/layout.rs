@@ -77,8 +77,8 @@ pub mod ports {
     pub const I8042_DATA: u16 = 0x60;
     /// i8042 command/status port; writing 0xfe resets the machine (how Linux reboots).
     pub const I8042_COMMAND: u16 = 0x64;
-    /// Boot timer as a port, for guests that can do port I/O more easily than MMIO.
-    pub const BOOT_TIMER: u16 = 0x5f0;
+    /// Boot timer as a port (the contract in guests/README.md: `/init` writes 123 here).
+    pub const BOOT_TIMER: u16 = 0x440;
     /// Stub guest: exit with status in AL.
     pub const STUB_EXIT: u16 = 0x600;
     /// Stub guest: timestamp a phase boundary.
