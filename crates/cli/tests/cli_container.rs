@@ -230,3 +230,230 @@ fn sigterm_to_isolab_stops_the_container_and_cleans_up() {
     assert!(!Path::new(&format!("/proc/{cpid}")).exists());
     assert!(home.containers().is_empty());
 }
+
+#[test]
+fn env_workdir_hostname_and_user_flags() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "-e",
+        "GREETING=hej",
+        "-w",
+        "/tmp",
+        "--hostname",
+        "lab1",
+        "-u",
+        "1000:1000",
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING $(pwd) $(hostname) $(id -u):$(id -g)",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hej /tmp lab1 1000:1000\n"
+    );
+}
+
+/// A write inside is not in the image, and survives only through commit.
+#[test]
+fn commit_turns_a_containers_changes_into_a_new_image() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let out = home.run(&[
+        "container",
+        "run",
+        "--name",
+        "work",
+        "--",
+        "sh",
+        "-c",
+        "echo v1 > /note; rm /etc/passwd",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A fresh container from the same image does not see the change...
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--",
+        "sh",
+        "-c",
+        "cat /note 2>/dev/null || echo none",
+    ]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "none\n");
+    // ...one from the committed image does, and the deletion too.
+    let out = home.run(&["commit", "work", "noted", "-m", "add a note"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--image",
+        "noted",
+        "--",
+        "sh",
+        "-c",
+        "cat /note; ls /etc/passwd 2>&1 | grep -c 'No such'",
+    ]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "v1\n1\n",
+        "{}",
+        stderr(&out)
+    );
+    let ls = home.run(&["image", "ls"]);
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(text.contains("noted") && text.contains("busybox"), "{text}");
+}
+
+/// The bundle `crun spec` writes runs under isolab (and crun, in the benches).
+#[test]
+fn an_oci_bundle_from_crun_spec_runs() {
+    if !can_run() || crate_path("crun").is_none() {
+        eprintln!("skipped: crun not installed (scripts/setup.sh installs it)");
+        return;
+    }
+    let home = Home::new();
+    let bundle = tempfile::tempdir().unwrap();
+    let rootfs = bundle.path().join("rootfs");
+    for d in ["bin", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/hostname")).unwrap();
+    let st = Command::new("crun")
+        .arg("spec")
+        .current_dir(bundle.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let path = bundle.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    config["process"]["args"] = serde_json::json!(["sh", "-c", "echo bundle $$ $(hostname)"]);
+    config["process"]["terminal"] = serde_json::json!(false);
+    std::fs::write(&path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--bundle",
+        bundle.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // crun spec sets hostname "crun" and the pid namespace makes sh PID 1.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "bundle 1 crun\n");
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let out_dir = tempfile::tempdir().unwrap();
+    let volume = format!("{}:/out", out_dir.path().display());
+    let mut child = home
+        .isolab()
+        .args([
+            "container",
+            "run",
+            "--name",
+            "ticker",
+            "-v",
+            &volume,
+            "--",
+            "sh",
+            "-c",
+            "while :; do date +%s%N > /out/t; sleep 0.05; done",
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let tick = out_dir.path().join("t");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !tick.exists() {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = home.run(&["container", "pause", "ticker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(100));
+    let frozen = std::fs::read_to_string(&tick).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(
+        std::fs::read_to_string(&tick).unwrap(),
+        frozen,
+        "a paused container made progress"
+    );
+    let out = home.run(&["container", "resume", "ticker"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::thread::sleep(Duration::from_millis(400));
+    assert_ne!(
+        std::fs::read_to_string(&tick).unwrap(),
+        frozen,
+        "resume did not thaw it"
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let _ = child.wait();
+    assert!(home.run(&["container", "rm", "ticker"]).status.success());
+}
+
+/// `-t`: the workload gets a terminal as its stdin/stdout (driven here through a pty pair).
+#[test]
+fn tty_gives_the_workload_a_terminal() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let slave = std::fs::File::from(pty.slave);
+    let mut child = home
+        .isolab()
+        .args([
+            "container",
+            "run",
+            "--rm",
+            "-t",
+            "--",
+            "sh",
+            "-c",
+            "test -t 0 && test -t 1 && echo stdin-and-stdout-are-a-tty; read x; echo got-$x",
+        ])
+        .stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave)
+        .spawn()
+        .unwrap();
+    let mut master = std::fs::File::from(pty.master);
+    // Typed input reaches the workload through isolab's relay.
+    std::io::Write::write_all(&mut master, b"typed\n").unwrap();
+    let status = child.wait().unwrap();
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = std::io::Read::read(&mut master, &mut buf).unwrap_or(0);
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(status.success(), "{text}");
+    assert!(
+        text.contains("stdin-and-stdout-are-a-tty") && text.contains("got-typed"),
+        "{text}"
+    );
+}
