@@ -1,7 +1,9 @@
 # The two commands of the README: `make demo` runs the main job, `make test` runs the tests.
-# Both run the idempotent setup step first (as root).
+# Both run the idempotent setup step first (as root): packages, then the guest kernel (cached).
 CARGO ?= cargo
 ISOLAB := target/release/isolab
+# The guest init is a separate static build (its own workspace), kept out of the main target.
+GUEST_INIT := CARGO_TARGET_DIR=$(CURDIR)/target/guest-init $(CARGO)
 
 .PHONY: demo test setup build lint
 
@@ -12,11 +14,15 @@ build: setup
 	$(CARGO) build --release --workspace
 
 demo: build
-	$(ISOLAB) container run --rm --timings -- sh -c 'echo "hello from $$(hostname), PID $$$$, kernel $$(uname -r)"; ls /'
+	$(ISOLAB) container run --rm --timings -- sh -c 'echo "hello from $$(hostname): PID $$$$, $$(ls /proc | grep -c "^[0-9]") processes visible"'
+	$(ISOLAB) vm run --guest stub:true --timings
+	$(ISOLAB) bench --quick --out results/isolab-bench.json --csv results/isolab-bench.csv
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd guests/init && $(GUEST_INIT) fmt -- --check && $(GUEST_INIT) clippy --all-targets -- -D warnings
 
 test: setup lint
 	$(CARGO) test --workspace --release
+	cd guests/init && $(GUEST_INIT) test --release

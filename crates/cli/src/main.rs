@@ -3,6 +3,7 @@
 //! This file only parses the command line and turns errors into one line on stderr and an exit
 //! code; each subcommand lives in its own module.
 
+mod bench;
 mod container;
 mod image;
 mod vm;
@@ -29,6 +30,9 @@ enum Command {
     /// Run KVM microVMs: a Linux kernel or isolab's own stub guest.
     #[command(subcommand)]
     Vm(vm::VmCommand),
+    /// Measure host vs containers vs microVMs vs the peers (crun, runc, bwrap, QEMU), side by
+    /// side in one run; write every sample to JSON (and CSV).
+    Bench(bench::BenchArgs),
     /// Turn a container's changes into a new image (its writable layer becomes a new
     /// read-only layer on top of the image's): the articles' "docker commit ≈ git commit".
     Commit {
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
         Command::Container(cmd) => container::run(cmd),
         Command::Image(cmd) => image::run(cmd),
         Command::Vm(cmd) => vm::run(cmd),
+        Command::Bench(args) => bench::run(args),
         Command::Commit {
             container,
             new_image,

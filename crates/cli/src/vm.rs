@@ -16,7 +16,7 @@ use std::path::PathBuf;
 #[derive(Debug, clap::Subcommand)]
 pub enum VmCommand {
     /// Boot a Linux kernel (--kernel) or the stub guest (--guest stub:WORKLOAD) and run it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Show which KVM this host has and whether guest kernel mode runs natively.
     Platform {
         /// Skip the CPL0 probe (which boots a stub VM for a few milliseconds).
@@ -64,12 +64,16 @@ pub struct RunArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Stop the guest cleanly as soon as its console prints TEXT (e.g. "Command line:" to time
+    /// a kernel to its banner, on hosts where it cannot go further).
+    #[arg(long, value_name = "TEXT", requires = "kernel")]
+    until: Option<String>,
 }
 
 /// Runs one `isolab vm` subcommand; returns the process exit code.
 pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     match cmd {
-        VmCommand::Run(args) => run_vm(args),
+        VmCommand::Run(args) => run_vm(*args),
         VmCommand::Platform { no_probe, json } => {
             let platform = if no_probe {
                 Platform::detect_static()
@@ -150,7 +154,21 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             None => ConsoleSpec::Stdout,
         },
     };
-    let report = isolab_microvm::run(&config).context("microVM failed")?;
+    let report = match args.until {
+        None => isolab_microvm::run(&config).context("microVM failed")?,
+        Some(text) => {
+            let target = config.console.clone();
+            let (console, result) =
+                isolab_microvm::vmm::run_until_console(&config, move |c| c.contains(text.as_str()));
+            match target {
+                ConsoleSpec::File(path) => std::fs::write(&path, &console)
+                    .with_context(|| format!("writing the console to {}", path.display()))?,
+                ConsoleSpec::Stdout => print!("{console}"),
+                _ => {}
+            }
+            result.context("microVM failed")?
+        }
+    };
     if args.timings {
         print_timings(&report.timings);
     }

@@ -1,0 +1,115 @@
+//! The one root filesystem every environment runs: a busybox rootfs plus an OCI bundle.
+//!
+//! A fair comparison runs the *same bytes* everywhere. So the host row executes the rootfs's
+//! own busybox, isolab's containers use the rootfs directory (or stack it as an overlay lower
+//! layer), and crun, runc and bubblewrap get the OCI bundle that wraps the very same directory.
+//! Building it (copying busybox, writing `config.json` with `crun spec`) is heavy and happens
+//! once, outside any timing. The [`crate::probes`] programs are written into `/probes/` of the
+//! rootfs, so host and container exec the identical file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// Why the container rows cannot run here, if they cannot.
+pub fn container_skip_reason() -> Option<String> {
+    if !nix::unistd::Uid::effective().is_root() {
+        return Some("not root: namespaces, cgroups and mounts need root".into());
+    }
+    if !Path::new("/bin/busybox").exists() {
+        return Some("/bin/busybox missing: install busybox-static (scripts/setup.sh)".into());
+    }
+    None
+}
+
+/// Finds a program on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// A busybox rootfs plus an OCI bundle pointing at it; removed when dropped.
+#[derive(Debug)]
+pub struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// Builds the rootfs and bundle in a fresh temporary directory.
+    pub fn new() -> std::io::Result<Fixture> {
+        let dir = tempfile::Builder::new().prefix("isolab-bench-").tempdir()?;
+        let f = Fixture { dir };
+        let rootfs = f.rootfs();
+        for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root", "probes"] {
+            std::fs::create_dir_all(rootfs.join(d))?;
+        }
+        std::fs::create_dir_all(f.scratch())?;
+        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))?;
+        let list = Command::new("/bin/busybox").arg("--list").output()?;
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
+            }
+        }
+        f.write_bundle_config()?;
+        Ok(f)
+    }
+
+    /// The temporary directory holding everything.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The rootfs directory (the bundle's `root.path`).
+    pub fn rootfs(&self) -> PathBuf {
+        self.dir.path().join("bundle/rootfs")
+    }
+
+    /// The OCI bundle directory.
+    pub fn bundle(&self) -> PathBuf {
+        self.dir.path().join("bundle")
+    }
+
+    /// Scratch space for per-start overlay dirs and state.
+    pub fn scratch(&self) -> PathBuf {
+        self.dir.path().join("scratch")
+    }
+
+    /// `crun spec` (or runc's) with args = ["/bin/true"] and no terminal; a minimal hand-written
+    /// spec when neither is installed.
+    fn write_bundle_config(&self) -> std::io::Result<()> {
+        let bundle = self.bundle();
+        let generator = ["crun", "runc"].into_iter().find(|p| which(p).is_some());
+        let mut config: serde_json::Value = match generator {
+            Some(tool) => {
+                let status = Command::new(tool)
+                    .arg("spec")
+                    .current_dir(&bundle)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()?;
+                if !status.success() {
+                    return Err(std::io::Error::other(format!("{tool} spec failed")));
+                }
+                let text = std::fs::read_to_string(bundle.join("config.json"))?;
+                serde_json::from_str(&text).map_err(std::io::Error::other)?
+            }
+            None => serde_json::json!({
+                "ociVersion": "1.0.2",
+                "process": {"cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}},
+                "root": {"path": "rootfs"},
+                "linux": {"namespaces": [
+                    {"type": "pid"}, {"type": "mount"}, {"type": "uts"},
+                    {"type": "ipc"}, {"type": "network"}]}
+            }),
+        };
+        config["process"]["args"] = serde_json::json!(["/bin/true"]);
+        config["process"]["terminal"] = serde_json::json!(false);
+        config["root"]["readonly"] = serde_json::json!(false);
+        std::fs::write(
+            bundle.join("config.json"),
+            serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?,
+        )
+    }
+}

@@ -1,0 +1,17 @@
+//! isolab-bench: the same workloads, measured side by side on a host process, isolab's
+//! containers, the peer runtimes and isolab's microVMs, in one reproducible run.
+//!
+//! Read in this order: [`schema`] (what a result file holds), [`stats`] (how samples become
+//! a median and percentiles), [`fingerprint`] (what machine it was), [`export`] (JSON/CSV).
+
+pub mod environment;
+pub mod export;
+pub mod fingerprint;
+pub mod fixture;
+pub mod probes;
+pub mod runner;
+pub mod schema;
+pub mod stats;
+
+pub use runner::{run, BenchError, RunConfig};
+pub use schema::{Fingerprint, Outcome, Question, Results, Row, Settings, Summary, Unit};

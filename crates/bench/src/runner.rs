@@ -1,0 +1,1269 @@
+//! The whole matrix: every question, every environment, interleaved, into one [`Results`].
+//!
+//! How a fair comparison is run:
+//!
+//! - **Same workload everywhere.** Startup runs busybox `true` from one rootfs; the syscall and
+//!   CPU questions run the [`crate::probes`] programs (identical bytes on host and in the
+//!   container) and the microVM stub's identical loops.
+//! - **Setup outside the timing.** Each environment's `prepare` builds specs, compiles
+//!   filters, leases networks once. Then one untimed warm-up launch per environment fills the
+//!   page cache and the kernel's slab caches.
+//! - **Interleaved.** Sample *i* of every environment is taken before sample *i + 1* of any
+//!   (A B C A B C …), so drift over the run — CPU frequency, a neighbour on a nested host —
+//!   spreads over all rows instead of biasing whichever ran last.
+//! - **Nothing estimated.** An environment that cannot run, or fails part-way, becomes a
+//!   `not_measured` row with the reason; a row's figures are only ever its own samples.
+
+use crate::environment::{
+    self as env, Environment, HiddenCgroup2Thread, HostProcess, IsolabContainer, MicroVmStub,
+    NotMeasured, PeerCommand, Sample, Unavailable, Variant,
+};
+use crate::fixture::{self, Fixture};
+use crate::probes::Probe;
+use crate::schema::{Outcome, Question, Results, Row, Settings, Unit, SCHEMA_VERSION};
+use crate::stats;
+use isolab_cgroups::CgroupRoot;
+use isolab_container::ContainerSpec;
+use isolab_microvm::{Figure, StubOptions, Workload, WorkloadOutcome};
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// How to run the matrix.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Fewer samples and only the fast rows (finishes in well under 2 minutes).
+    pub quick: bool,
+    /// The questions to ask, in order.
+    pub questions: Vec<Question>,
+    /// Samples per row (overrides the quick/full default).
+    pub samples: Option<usize>,
+    /// The `isolab` binary, for rows that measure the launcher as its own process (peak RSS
+    /// of `isolab container run` / `isolab vm run`). `None`: those rows are not measured.
+    pub isolab_exe: Option<PathBuf>,
+    /// Print a progress line on stderr.
+    pub progress: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            quick: false,
+            questions: Question::ALL.to_vec(),
+            samples: None,
+            isolab_exe: None,
+            progress: false,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Samples per row for a question.
+    fn samples_for(&self, q: Question) -> usize {
+        if let Some(n) = self.samples {
+            return n.max(1);
+        }
+        match (q, self.quick) {
+            (Question::Startup, true) => 15,
+            (Question::Startup, false) => 60,
+            (_, true) => 5,
+            (_, false) => 15,
+        }
+    }
+}
+
+/// Why the run as a whole could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("no questions to ask: pass at least one of startup, memory, syscall, cpu to --only")]
+    NoQuestions,
+}
+
+/// One planned row: where it runs, what, in which unit.
+struct Plan<'a> {
+    question: Question,
+    workload: String,
+    unit: Unit,
+    note: Option<String>,
+    env: Box<dyn Environment + 'a>,
+}
+
+impl<'a> Plan<'a> {
+    fn new(question: Question, workload: &str, unit: Unit, env: impl Environment + 'a) -> Self {
+        Plan {
+            question,
+            workload: workload.to_string(),
+            unit,
+            note: None,
+            env: Box::new(env),
+        }
+    }
+    fn note(mut self, note: &str) -> Self {
+        self.note = Some(note.to_string());
+        self
+    }
+}
+
+/// Progress on stderr: one `\r`-rewritten line.
+struct Progress {
+    enabled: bool,
+    done: usize,
+    total: usize,
+}
+
+impl Progress {
+    fn tick(&mut self, question: Question, env: &str) {
+        self.done += 1;
+        if self.enabled {
+            eprint!(
+                "\r\x1b[K[{question}] {}/{} {env}",
+                self.done.min(self.total),
+                self.total
+            );
+        }
+    }
+    fn finish(&self) {
+        if self.enabled {
+            eprint!("\r\x1b[K");
+        }
+    }
+}
+
+/// Everything the rows share: the rootfs, cgroups, the crun thread, the isolab binary.
+struct Shared {
+    fixture: Option<Fixture>,
+    fixture_error: Option<String>,
+    cgroups: Option<CgroupRoot>,
+    crun_thread: Result<HiddenCgroup2Thread, NotMeasured>,
+    isolab_exe: Option<PathBuf>,
+    cpl0_detail: String,
+}
+
+impl Shared {
+    fn new(config: &RunConfig, cpl0_detail: String) -> Shared {
+        let (fixture, fixture_error) = match fixture::container_skip_reason() {
+            Some(reason) => (None, Some(reason)),
+            None => match Fixture::new() {
+                Ok(f) => (Some(f), None),
+                Err(e) => (None, Some(format!("building the bench rootfs: {e}"))),
+            },
+        };
+        Shared {
+            fixture,
+            fixture_error,
+            cgroups: CgroupRoot::detect().ok(),
+            crun_thread: HiddenCgroup2Thread::start(),
+            isolab_exe: config.isolab_exe.clone(),
+            cpl0_detail,
+        }
+    }
+
+    fn unavailable(&self, name: &str) -> Unavailable {
+        Unavailable {
+            name: name.into(),
+            reason: self
+                .fixture_error
+                .clone()
+                .unwrap_or_else(|| "no rootfs".into()),
+        }
+    }
+
+    /// The bundle's spec with `args` as the workload.
+    fn base_spec(&self, args: &[&str]) -> Result<ContainerSpec, String> {
+        let fx = self.fixture.as_ref().ok_or_else(|| {
+            self.fixture_error
+                .clone()
+                .unwrap_or_else(|| "no rootfs".into())
+        })?;
+        let mut spec = isolab_container::oci::load_bundle(&fx.bundle())
+            .map_err(|e| format!("loading the bench bundle: {e}"))?;
+        spec.args = args.iter().map(|a| a.to_string()).collect();
+        Ok(spec)
+    }
+
+    fn container(&self, variant: Variant, args: &[&str]) -> Box<dyn Environment + '_> {
+        match (self.base_spec(args), &self.fixture) {
+            (Ok(spec), Some(fx)) => Box::new(IsolabContainer::new(
+                variant,
+                spec,
+                fx.rootfs(),
+                fx.scratch(),
+                self.cgroups.as_ref(),
+            )),
+            (Err(reason), _) => Box::new(Unavailable {
+                name: variant.name().into(),
+                reason,
+            }),
+            (Ok(_), None) => Box::new(self.unavailable(variant.name())),
+        }
+    }
+
+    fn crun_via(&self) -> Result<&HiddenCgroup2Thread, NotMeasured> {
+        self.crun_thread.as_ref().map_err(Clone::clone)
+    }
+
+    /// Writes a probe program into the rootfs; returns its path inside the container and on
+    /// the host.
+    fn probe(&self, name: &str, probe: Probe) -> Result<(String, PathBuf), String> {
+        let fx = self.fixture.as_ref().ok_or_else(|| {
+            self.fixture_error
+                .clone()
+                .unwrap_or_else(|| "no rootfs".into())
+        })?;
+        let host = fx.rootfs().join("probes").join(name);
+        probe
+            .write_to(&host)
+            .map_err(|e| format!("writing probe {}: {e}", host.display()))?;
+        Ok((format!("/probes/{name}"), host))
+    }
+
+    fn linux_vm_reason(&self, what: &str) -> String {
+        format!(
+            "{what}: booting a Linux guest is not wired into this build of the bench yet \
+             (guest kernel mode on this host: {})",
+            self.cpl0_detail
+        )
+    }
+}
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+/// Runs the matrix and returns the results (it does not write any file).
+pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
+    if config.questions.is_empty() {
+        return Err(BenchError::NoQuestions);
+    }
+    let started = Instant::now();
+    let started_at = crate::fingerprint::rfc3339_utc(std::time::SystemTime::now());
+    let fingerprint = crate::fingerprint::take(true);
+    let shared = Shared::new(config, fingerprint.guest_cpl0_detail.clone());
+    let mut rows = Vec::new();
+    for &question in &config.questions {
+        let plans = match question {
+            Question::Startup => startup_plans(&shared, config),
+            Question::Memory => memory_plans(&shared),
+            Question::Syscall => syscall_plans(&shared),
+            Question::Cpu => cpu_plans(&shared),
+        };
+        rows.extend(measure(
+            question,
+            plans,
+            config.samples_for(question),
+            config.progress,
+        ));
+    }
+    fill_ratios(&mut rows);
+    Ok(Results {
+        schema_version: SCHEMA_VERSION,
+        fingerprint,
+        settings: Settings {
+            quick: config.quick,
+            samples_per_row: config.samples.unwrap_or_else(|| {
+                config
+                    .questions
+                    .first()
+                    .map(|q| config.samples_for(*q))
+                    .unwrap_or(0)
+            }),
+            questions: config.questions.iter().map(|q| q.name().into()).collect(),
+        },
+        rows,
+        started_at,
+        duration_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Prepares every plan, warms each up once, then takes `samples` rounds interleaved.
+fn measure(
+    question: Question,
+    mut plans: Vec<Plan<'_>>,
+    samples: usize,
+    progress: bool,
+) -> Vec<Row> {
+    let mut state: Vec<Result<Vec<Sample>, NotMeasured>> = plans
+        .iter_mut()
+        .map(|p| {
+            p.env.prepare()?;
+            // Warm-up, untimed: first-touch costs are not what a row measures.
+            p.env.launch_once(usize::MAX - 1)?;
+            Ok(Vec::with_capacity(samples))
+        })
+        .collect();
+    let live = state.iter().filter(|s| s.is_ok()).count();
+    let mut bar = Progress {
+        enabled: progress,
+        done: 0,
+        total: live * samples,
+    };
+    for i in 0..samples {
+        for (plan, st) in plans.iter_mut().zip(state.iter_mut()) {
+            let Ok(collected) = st else { continue };
+            bar.tick(question, &plan.env.name());
+            match plan.env.launch_once(i) {
+                Ok(s) => collected.push(s),
+                Err(e) => {
+                    *st = Err(NotMeasured(format!(
+                        "failed at sample {} of {samples}: {e}",
+                        i + 1
+                    )))
+                }
+            }
+        }
+    }
+    bar.finish();
+    plans
+        .into_iter()
+        .zip(state)
+        .map(|(plan, st)| to_row(plan, st))
+        .collect()
+}
+
+fn to_row(plan: Plan<'_>, st: Result<Vec<Sample>, NotMeasured>) -> Row {
+    let mut phases_median_us = BTreeMap::new();
+    let result = match st {
+        Ok(collected) => {
+            let values: Vec<f64> = collected.iter().map(|s| s.value).collect();
+            let mut by_phase: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+            for s in &collected {
+                for (k, v) in &s.phases_us {
+                    by_phase.entry(k.clone()).or_default().push(*v);
+                }
+            }
+            for (k, v) in by_phase {
+                if let Some(m) = stats::median(&v) {
+                    phases_median_us.insert(k, m);
+                }
+            }
+            match stats::summarize(&values) {
+                Some(summary) => Outcome::Measured {
+                    samples: values,
+                    summary,
+                },
+                None => Outcome::NotMeasured {
+                    reason: "no valid samples".into(),
+                },
+            }
+        }
+        Err(NotMeasured(reason)) => Outcome::NotMeasured { reason },
+    };
+    Row {
+        question: plan.question,
+        environment: plan.env.name(),
+        workload: plan.workload,
+        unit: plan.unit,
+        result,
+        ratio_to_host: None,
+        phases_median_us,
+        note: plan.note,
+    }
+}
+
+/// `ratio_to_host = median / median(host)` within each (question, workload).
+pub fn fill_ratios(rows: &mut [Row]) {
+    let hosts: BTreeMap<(Question, String), f64> = rows
+        .iter()
+        .filter(|r| r.environment == "host")
+        .filter_map(|r| Some(((r.question, r.workload.clone()), r.result.summary()?.median)))
+        .collect();
+    for row in rows.iter_mut() {
+        row.ratio_to_host = match (
+            row.result.summary(),
+            hosts.get(&(row.question, row.workload.clone())),
+        ) {
+            (Some(s), Some(host)) => stats::ratio(s.median, *host),
+            _ => None,
+        };
+    }
+}
+
+// ---- Startup -------------------------------------------------------------------------------
+
+fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
+    let q = Question::Startup;
+    let w = "true";
+    let mut plans = Vec::new();
+    match &shared.fixture {
+        Some(fx) => plans.push(Plan::new(
+            q,
+            w,
+            Unit::Us,
+            HostProcess {
+                argv: vec![fx.rootfs().join("bin/true").into()],
+            },
+        )),
+        None => plans.push(
+            Plan::new(
+                q,
+                w,
+                Unit::Us,
+                HostProcess {
+                    argv: os(&["/bin/true"]),
+                },
+            )
+            .note("no bench rootfs: the host's /bin/true"),
+        ),
+    }
+    for variant in Variant::ALL {
+        plans.push(Plan {
+            question: q,
+            workload: w.into(),
+            unit: Unit::Us,
+            note: None,
+            env: shared.container(variant, &["/bin/true"]),
+        });
+    }
+    plans.extend(peer_plans(shared, q, w, Unit::Us));
+    let vm = MicroVmStub {
+        name: "isolab-microvm-stub".into(),
+        workload: Workload::True,
+        options: StubOptions::default(),
+    };
+    plans.push(
+        Plan::new(q, w, Unit::Us, vm)
+            .note("KVM VM create → guest's first instruction → exit → teardown, in-process"),
+    );
+    let linux = if config.quick {
+        "skipped by --quick (a Linux guest boot is slow)".to_string()
+    } else {
+        shared.linux_vm_reason("isolab microVM with Linux")
+    };
+    plans.push(Plan::new(
+        q,
+        w,
+        Unit::Us,
+        Unavailable {
+            name: "isolab-microvm-linux".into(),
+            reason: linux,
+        },
+    ));
+    let qemu = match fixture::which("qemu-system-x86_64") {
+        None => "qemu-system-x86_64 not installed".to_string(),
+        Some(_) if config.quick => "skipped by --quick (a Linux guest boot is slow)".into(),
+        Some(_) => shared.linux_vm_reason("qemu -M microvm with the same kernel"),
+    };
+    plans.push(Plan::new(
+        q,
+        w,
+        Unit::Us,
+        Unavailable {
+            name: "qemu-microvm".into(),
+            reason: qemu,
+        },
+    ));
+    plans
+}
+
+/// crun, runc, bwrap, unshare and podman running busybox `true` from the same rootfs.
+fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<Plan<'a>> {
+    let mut plans = Vec::new();
+    let missing = |name: &str, reason: String| {
+        Plan::new(
+            q,
+            w,
+            unit,
+            Unavailable {
+                name: name.into(),
+                reason,
+            },
+        )
+    };
+    let Some(fx) = shared.fixture.as_ref() else {
+        for name in ["crun", "runc", "bwrap", "unshare", "podman"] {
+            plans.push(Plan::new(q, w, unit, shared.unavailable(name)));
+        }
+        return plans;
+    };
+    let bundle = path_str(&fx.bundle());
+    let rootfs = path_str(&fx.rootfs());
+    for runtime in ["crun", "runc"] {
+        if fixture::which(runtime).is_none() {
+            plans.push(missing(runtime, format!("{runtime} not installed")));
+            continue;
+        }
+        let via = if runtime == "crun" {
+            match shared.crun_via() {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    plans.push(missing(runtime, e.0));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        let bundle = bundle.clone();
+        plans.push(Plan::new(
+            q,
+            w,
+            unit,
+            PeerCommand {
+                name: runtime.into(),
+                argv: Box::new(move |i| {
+                    let id = format!("isolab-bench-{}-{i}", std::process::id());
+                    os(&[runtime, "run", "--bundle", &bundle, &id])
+                }),
+                via,
+            },
+        ));
+    }
+    match fixture::which("bwrap") {
+        None => plans.push(missing("bwrap", "bwrap (bubblewrap) not installed".into())),
+        Some(_) => {
+            let rootfs = rootfs.clone();
+            plans.push(Plan::new(
+                q,
+                w,
+                unit,
+                PeerCommand {
+                    name: "bwrap".into(),
+                    argv: Box::new(move |_| {
+                        os(&[
+                            "bwrap",
+                            "--unshare-all",
+                            "--bind",
+                            &rootfs,
+                            "/",
+                            "--proc",
+                            "/proc",
+                            "--dev",
+                            "/dev",
+                            "/bin/true",
+                        ])
+                    }),
+                    via: None,
+                },
+            ))
+        }
+    }
+    match fixture::which("unshare") {
+        None => plans.push(missing(
+            "unshare",
+            "unshare (util-linux) not installed".into(),
+        )),
+        Some(_) => {
+            let rootfs = rootfs.clone();
+            plans.push(
+                Plan::new(
+                    q,
+                    w,
+                    unit,
+                    PeerCommand {
+                        name: "unshare".into(),
+                        argv: Box::new(move |_| {
+                            os(&["unshare", "-fpmuin", "--root", &rootfs, "/bin/true"])
+                        }),
+                        via: None,
+                    },
+                )
+                .note("unshare -fpmuin --root ROOTFS: namespaces + chroot, no cgroup"),
+            )
+        }
+    }
+    plans.push(match fixture::which("podman") {
+        None => missing("podman", "podman not installed".into()),
+        Some(_) => missing(
+            "podman",
+            "podman is installed but this build of the bench does not drive it yet \
+             (it needs `podman import` of the rootfs and --cgroup-manager cgroupfs)"
+                .into(),
+        ),
+    });
+    plans
+}
+
+// ---- Memory --------------------------------------------------------------------------------
+
+/// GNU time, which reports its child's `ru_maxrss`.
+const GNU_TIME: &str = "/usr/bin/time";
+
+/// Peak RSS of one command, as an environment.
+///
+/// `ru_maxrss` is a high-water mark that survives `execve`: the kernel folds the pre-exec
+/// address space's peak into it. A child forked from this (large, multi-MiB) bench process
+/// would therefore report *our* size. So the command is started by GNU time, a ~1 MiB process,
+/// whose child's `ru_maxrss` is the command's own peak (with time's small floor, the same for
+/// every row, host included).
+struct RssOf<'a> {
+    name: String,
+    argv: Vec<OsString>,
+    via: Option<&'a HiddenCgroup2Thread>,
+    report: PathBuf,
+}
+
+impl Environment for RssOf<'_> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn prepare(&mut self) -> Result<(), NotMeasured> {
+        if !Path::new(GNU_TIME).exists() {
+            return Err(NotMeasured(format!(
+                "GNU time ({GNU_TIME}) not installed: without a small parent, ru_maxrss would \
+                 report the bench process's own size (apt-get install time)"
+            )));
+        }
+        Ok(())
+    }
+    fn launch_once(&mut self, i: usize) -> Result<Sample, NotMeasured> {
+        let mut argv = os(&[GNU_TIME, "-f", "%M", "-o"]);
+        argv.push(self.report.clone().into());
+        for a in &self.argv {
+            // Runtimes need a fresh container id per run.
+            if a == "{id}" {
+                argv.push(format!("isolab-bench-rss-{}-{i}", std::process::id()).into());
+            } else {
+                argv.push(a.clone());
+            }
+        }
+        env::run_argv(&argv, self.via)?;
+        let text = std::fs::read_to_string(&self.report)
+            .map_err(|e| NotMeasured(format!("reading {}: {e}", self.report.display())))?;
+        let kib: f64 = text
+            .lines()
+            .last()
+            .and_then(|l| l.trim().parse().ok())
+            .ok_or_else(|| NotMeasured(format!("GNU time wrote {text:?}, not a size")))?;
+        Ok(Sample::value(kib * 1024.0))
+    }
+}
+
+/// The container's cgroup memory charge (peak) of one in-process isolab start.
+struct CgroupCharge<'a>(IsolabContainer<'a>);
+
+impl Environment for CgroupCharge<'_> {
+    fn name(&self) -> String {
+        self.0.name()
+    }
+    fn prepare(&mut self) -> Result<(), NotMeasured> {
+        self.0.prepare()
+    }
+    fn launch_once(&mut self, i: usize) -> Result<Sample, NotMeasured> {
+        let (_, outcome) = self.0.run_once(i)?;
+        outcome
+            .cgroup_stats
+            .and_then(|s| s.memory_peak_bytes.or(s.memory_current_bytes))
+            .map(|b| Sample::value(b as f64))
+            .ok_or_else(|| NotMeasured("the cgroup reports no memory usage here".into()))
+    }
+}
+
+/// The VMM's resident memory beyond guest RAM, from the engine's own mincore accounting.
+struct VmmOverhead;
+
+impl Environment for VmmOverhead {
+    fn name(&self) -> String {
+        "isolab-microvm-stub".into()
+    }
+    fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
+        let vm = MicroVmStub {
+            name: String::new(),
+            workload: Workload::True,
+            options: StubOptions {
+                measure_rss: true,
+                ..StubOptions::default()
+            },
+        };
+        let (_, report) = vm.boot()?;
+        report
+            .footprint
+            .map(|f| Sample::value(f.vmm_overhead_bytes as f64))
+            .ok_or_else(|| NotMeasured("the VMM could not measure its footprint".into()))
+    }
+}
+
+fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
+    let q = Question::Memory;
+    let w = "true";
+    let mut plans = Vec::new();
+    let Some(fx) = shared.fixture.as_ref() else {
+        for name in [
+            "host",
+            "isolab-container-cli",
+            "crun",
+            "runc",
+            "isolab-microvm-cli",
+        ] {
+            plans.push(Plan::new(q, w, Unit::Bytes, shared.unavailable(name)));
+        }
+        return plans;
+    };
+    let rootfs = path_str(&fx.rootfs());
+    let bundle = path_str(&fx.bundle());
+    plans.push(
+        Plan::new(
+            q,
+            w,
+            Unit::Bytes,
+            RssOf {
+                name: "host".into(),
+                argv: vec![fx.rootfs().join("bin/true").into()],
+                via: None,
+                report: fx.scratch().join("rss-host.txt"),
+            },
+        )
+        .note("peak RSS of the workload process itself (no launcher), via GNU time"),
+    );
+    let rss_note = "peak RSS of the launcher process tree via GNU time (ru_maxrss: the largest \
+                    single process among the launcher and the processes it reaped)";
+    match &shared.isolab_exe {
+        Some(exe) => {
+            let exe = path_str(exe);
+            plans.push(
+                Plan::new(
+                    q,
+                    w,
+                    Unit::Bytes,
+                    RssOf {
+                        name: "isolab-container-cli".into(),
+                        argv: os(&[
+                            &exe,
+                            "container",
+                            "run",
+                            "--rootfs",
+                            &rootfs,
+                            "--memory",
+                            "64m",
+                            "--",
+                            "/bin/true",
+                        ]),
+                        via: None,
+                        report: fx.scratch().join("rss-isolab-container.txt"),
+                    },
+                )
+                .note(rss_note),
+            );
+            plans.push(
+                Plan::new(
+                    q,
+                    w,
+                    Unit::Bytes,
+                    RssOf {
+                        name: "isolab-microvm-cli".into(),
+                        argv: os(&[
+                            &exe,
+                            "vm",
+                            "run",
+                            "--guest",
+                            "stub:true",
+                            "--memory",
+                            "64M",
+                        ]),
+                        via: None,
+                        report: fx.scratch().join("rss-isolab-vm.txt"),
+                    },
+                )
+                .note("peak RSS of `isolab vm run --guest stub:true --memory 64M` (VMM + the guest RAM it touched)"),
+            );
+        }
+        None => {
+            for name in ["isolab-container-cli", "isolab-microvm-cli"] {
+                plans.push(Plan::new(
+                    q,
+                    w,
+                    Unit::Bytes,
+                    Unavailable {
+                        name: name.into(),
+                        reason: "needs the isolab binary (run it as `isolab bench`)".into(),
+                    },
+                ));
+            }
+        }
+    }
+    for runtime in ["crun", "runc"] {
+        let via = if runtime == "crun" {
+            shared.crun_via().ok()
+        } else {
+            None
+        };
+        if fixture::which(runtime).is_none() || (runtime == "crun" && via.is_none()) {
+            plans.push(Plan::new(
+                q,
+                w,
+                Unit::Bytes,
+                Unavailable {
+                    name: runtime.into(),
+                    reason: format!("{runtime} not installed or cannot run here"),
+                },
+            ));
+            continue;
+        }
+        plans.push(
+            Plan::new(
+                q,
+                w,
+                Unit::Bytes,
+                RssOf {
+                    name: runtime.into(),
+                    argv: os(&[runtime, "run", "--bundle", &bundle, "{id}"]),
+                    via,
+                    report: fx.scratch().join(format!("rss-{runtime}.txt")),
+                },
+            )
+            .note(rss_note),
+        );
+    }
+    // The cgroup's view: what the kernel charged to the container.
+    let charge_env: Box<dyn Environment + '_> =
+        match (shared.base_spec(&["/bin/true"]), &shared.cgroups) {
+            (Ok(spec), Some(cg)) => Box::new(CgroupCharge(IsolabContainer::new(
+                Variant::Cgroups,
+                spec,
+                fx.rootfs(),
+                fx.scratch(),
+                Some(cg),
+            ))),
+            (Err(reason), _) => Box::new(Unavailable {
+                name: Variant::Cgroups.name().into(),
+                reason,
+            }),
+            (_, None) => Box::new(Unavailable {
+                name: Variant::Cgroups.name().into(),
+                reason: "no usable cgroup hierarchy".into(),
+            }),
+        };
+    plans.push(Plan {
+        question: q,
+        workload: "true-cgroup-charge".into(),
+        unit: Unit::Bytes,
+        note: Some("peak memory charged to the container's cgroup".into()),
+        env: charge_env,
+    });
+    plans.push(
+        Plan::new(q, "vmm-overhead", Unit::Bytes, VmmOverhead)
+            .note("resident bytes of the (in-process) VMM beyond touched guest RAM, by mincore; includes the bench process's own heap"),
+    );
+    plans.push(Plan::new(
+        q,
+        "density-1GiB",
+        Unit::Count,
+        Unavailable {
+            name: "containers-vs-microvms".into(),
+            reason: "density (idle instances started until a 1 GiB budget is full) is not implemented in this build of the bench".into(),
+        },
+    ));
+    plans
+}
+
+// ---- Syscall and CPU: probes as differences of two runs ------------------------------------
+
+/// What a probe row reports per run pair.
+#[derive(Debug, Clone, Copy)]
+enum PerUnit {
+    /// ns per iteration: Δt / iterations.
+    NsPer(u64),
+    /// bytes per second: bytes / Δt.
+    BytesPerS(u64),
+}
+
+/// Where a probe pair runs.
+enum ProbeTarget<'a> {
+    Host(PathBuf, PathBuf),
+    Container(Box<IsolabContainer<'a>>, Box<IsolabContainer<'a>>),
+}
+
+/// `(t(long) − t(short))` converted to the row's unit: see [`crate::probes`].
+struct ProbePair<'a> {
+    name: String,
+    target: ProbeTarget<'a>,
+    per: PerUnit,
+}
+
+impl ProbePair<'_> {
+    fn once(&mut self, i: usize, long: bool) -> Result<f64, NotMeasured> {
+        match &mut self.target {
+            ProbeTarget::Host(l, s) => {
+                let path = if long { l } else { s };
+                env::time_command(&mut std::process::Command::new(path))
+            }
+            ProbeTarget::Container(l, s) => {
+                let c = if long { l } else { s };
+                c.run_once(i).map(|(_, o)| o.phases.run_us as f64)
+            }
+        }
+    }
+}
+
+impl Environment for ProbePair<'_> {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn prepare(&mut self) -> Result<(), NotMeasured> {
+        if let ProbeTarget::Container(l, s) = &mut self.target {
+            l.prepare()?;
+            s.prepare()?;
+        }
+        Ok(())
+    }
+    fn launch_once(&mut self, i: usize) -> Result<Sample, NotMeasured> {
+        let short = self.once(i, false)?;
+        let long = self.once(i, true)?;
+        let delta_us = long - short;
+        if delta_us <= 0.0 {
+            return Err(NotMeasured(format!(
+                "the loop took no measurable time ({long:.0} µs vs {short:.0} µs without it): \
+                 raise the iteration count"
+            )));
+        }
+        Ok(Sample::value(match self.per {
+            PerUnit::NsPer(n) => delta_us * 1000.0 / n as f64,
+            PerUnit::BytesPerS(bytes) => bytes as f64 / (delta_us / 1e6),
+        }))
+    }
+}
+
+/// The microVM stub's own figure for a workload.
+struct StubFigure {
+    name: String,
+    workload: Workload,
+    iterations: Option<u64>,
+}
+
+impl Environment for StubFigure {
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+    fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
+        let options = StubOptions {
+            iterations: self.iterations,
+            timeout: std::time::Duration::from_secs(60),
+            ..StubOptions::default()
+        };
+        let report = isolab_microvm::boot_stub(self.workload, options)
+            .map_err(|e| NotMeasured(format!("microVM: {e}")))?;
+        let figure = match report.outcome {
+            WorkloadOutcome::Measured { figure } => figure,
+            WorkloadOutcome::NotSupportedHere { reason } => return Err(NotMeasured(reason)),
+        };
+        let value = match figure {
+            Figure::Syscall { ns_per_call, .. } => ns_per_call,
+            Figure::Exit { ns_per_exit, .. } => ns_per_exit,
+            Figure::Cpu {
+                ns_per_iteration, ..
+            } => ns_per_iteration,
+            Figure::Memory {
+                warm_bytes_per_s, ..
+            } => warm_bytes_per_s,
+            other => return Err(NotMeasured(format!("unexpected stub figure {other:?}"))),
+        };
+        Ok(Sample::value(value))
+    }
+}
+
+/// Host, container (± seccomp) rows for a probe, plus the microVM stub row.
+#[allow(clippy::too_many_arguments)]
+fn probe_rows<'a>(
+    shared: &'a Shared,
+    q: Question,
+    workload: &str,
+    unit: Unit,
+    long: Probe,
+    short: Probe,
+    per: PerUnit,
+    variants: &[Variant],
+    stub: Workload,
+    stub_iterations: Option<u64>,
+) -> Vec<Plan<'a>> {
+    let mut plans = Vec::new();
+    let paths = shared
+        .probe(&format!("{workload}-long"), long)
+        .and_then(|l| Ok((l, shared.probe(&format!("{workload}-short"), short)?)));
+    match paths {
+        Err(reason) => {
+            plans.push(Plan::new(
+                q,
+                workload,
+                unit,
+                Unavailable {
+                    name: "host".into(),
+                    reason: reason.clone(),
+                },
+            ));
+            for v in variants {
+                plans.push(Plan::new(
+                    q,
+                    workload,
+                    unit,
+                    Unavailable {
+                        name: v.name().into(),
+                        reason: reason.clone(),
+                    },
+                ));
+            }
+        }
+        Ok(((long_in, long_host), (short_in, short_host))) => {
+            plans.push(Plan::new(
+                q,
+                workload,
+                unit,
+                ProbePair {
+                    name: "host".into(),
+                    target: ProbeTarget::Host(long_host, short_host),
+                    per,
+                },
+            ));
+            for &v in variants {
+                let env: Box<dyn Environment + 'a> = match (
+                    shared.base_spec(&[&long_in]),
+                    shared.base_spec(&[&short_in]),
+                    &shared.fixture,
+                ) {
+                    (Ok(l), Ok(s), Some(fx)) => Box::new(ProbePair {
+                        name: v.name().into(),
+                        target: ProbeTarget::Container(
+                            Box::new(IsolabContainer::new(
+                                v,
+                                l,
+                                fx.rootfs(),
+                                fx.scratch(),
+                                shared.cgroups.as_ref(),
+                            )),
+                            Box::new(IsolabContainer::new(
+                                v,
+                                s,
+                                fx.rootfs(),
+                                fx.scratch(),
+                                shared.cgroups.as_ref(),
+                            )),
+                        ),
+                        per,
+                    }),
+                    (Err(reason), _, _) | (_, Err(reason), _) => Box::new(Unavailable {
+                        name: v.name().into(),
+                        reason,
+                    }),
+                    (_, _, None) => Box::new(shared.unavailable(v.name())),
+                };
+                plans.push(Plan {
+                    question: q,
+                    workload: workload.into(),
+                    unit,
+                    note: None,
+                    env,
+                });
+            }
+        }
+    }
+    plans.push(
+        Plan::new(
+            q,
+            workload,
+            unit,
+            StubFigure {
+                name: "isolab-microvm-stub".into(),
+                workload: stub,
+                iterations: stub_iterations,
+            },
+        )
+        .note("the same loop in isolab's stub guest (guest user mode, CPL3)"),
+    );
+    plans
+}
+
+const GETPID_CALLS: u64 = 200_000;
+const CPU_ITERATIONS: u64 = 20_000_000;
+const MEMORY_BUFFER_BYTES: u64 = 32 << 20;
+const MEMORY_PASSES: u64 = 4;
+
+fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
+    let q = Question::Syscall;
+    let mut plans = probe_rows(
+        shared,
+        q,
+        "getpid",
+        Unit::Ns,
+        Probe::Getpid {
+            iterations: GETPID_CALLS,
+        },
+        Probe::Getpid { iterations: 0 },
+        PerUnit::NsPer(GETPID_CALLS),
+        &[Variant::Cgroups, Variant::Seccomp],
+        Workload::Syscall,
+        Some(GETPID_CALLS),
+    );
+    for (name, stub) in [("pio-exit", Workload::Pio), ("mmio-exit", Workload::Mmio)] {
+        plans.push(
+            Plan::new(
+                q,
+                name,
+                Unit::Ns,
+                StubFigure {
+                    name: "isolab-microvm-stub".into(),
+                    workload: stub,
+                    iterations: None,
+                },
+            )
+            .note("one guest → KVM → VMM → guest round trip; there is no host equivalent"),
+        );
+    }
+    plans
+}
+
+fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
+    let q = Question::Cpu;
+    let mut plans = probe_rows(
+        shared,
+        q,
+        "cpu-loop",
+        Unit::Ns,
+        Probe::Cpu {
+            iterations: CPU_ITERATIONS,
+        },
+        Probe::Cpu { iterations: 1 },
+        PerUnit::NsPer(CPU_ITERATIONS),
+        &[Variant::Cgroups],
+        Workload::Cpu,
+        Some(CPU_ITERATIONS),
+    );
+    let mut memory = probe_rows(
+        shared,
+        q,
+        "memory-pass",
+        Unit::BytesPerS,
+        Probe::Memory {
+            buffer_bytes: MEMORY_BUFFER_BYTES,
+            passes: MEMORY_PASSES,
+        },
+        Probe::Memory {
+            buffer_bytes: MEMORY_BUFFER_BYTES,
+            passes: 0,
+        },
+        PerUnit::BytesPerS(MEMORY_BUFFER_BYTES * MEMORY_PASSES),
+        &[Variant::Cgroups],
+        Workload::Memory,
+        Some(MEMORY_PASSES),
+    );
+    for p in memory.iter_mut() {
+        if p.note.is_none() {
+            p.note = Some(
+                "warm read-modify-write passes (inc qword) over 32 MiB; a STREAM-like \
+                 triad is not implemented yet"
+                    .into(),
+            );
+        }
+    }
+    plans.append(&mut memory);
+    plans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Summary;
+
+    fn row(env: &str, workload: &str, median: Option<f64>) -> Row {
+        Row {
+            question: Question::Startup,
+            environment: env.into(),
+            workload: workload.into(),
+            unit: Unit::Us,
+            result: match median {
+                Some(m) => Outcome::Measured {
+                    samples: vec![m],
+                    summary: stats::summarize(&[m]).unwrap(),
+                },
+                None => Outcome::NotMeasured { reason: "x".into() },
+            },
+            ratio_to_host: None,
+            phases_median_us: BTreeMap::new(),
+            note: None,
+        }
+    }
+
+    #[test]
+    fn ratios_are_per_question_and_workload() {
+        let mut rows = vec![
+            row("host", "true", Some(500.0)),
+            row("crun", "true", Some(7000.0)),
+            row("podman", "true", None),
+            row("isolab-microvm-stub", "pio-exit", Some(8000.0)),
+        ];
+        fill_ratios(&mut rows);
+        assert_eq!(rows[0].ratio_to_host, Some(1.0));
+        assert_eq!(rows[1].ratio_to_host, Some(14.0));
+        assert_eq!(rows[2].ratio_to_host, None);
+        assert_eq!(rows[3].ratio_to_host, None);
+        let _: Option<&Summary> = rows[0].result.summary();
+    }
+
+    /// An environment whose n-th launch returns n, failing at `fail_at`.
+    struct Counting {
+        name: &'static str,
+        fail_at: Option<usize>,
+        log: std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>,
+    }
+
+    impl Environment for Counting {
+        fn name(&self) -> String {
+            self.name.into()
+        }
+        fn launch_once(&mut self, i: usize) -> Result<Sample, NotMeasured> {
+            if i < usize::MAX - 1 {
+                self.log.borrow_mut().push(self.name);
+            }
+            if Some(i) == self.fail_at {
+                return Err(NotMeasured("boom".into()));
+            }
+            Ok(Sample::value(i as f64))
+        }
+    }
+
+    #[test]
+    fn measure_interleaves_and_keeps_failures_as_rows() {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let plans = vec![
+            Plan::new(
+                Question::Startup,
+                "true",
+                Unit::Us,
+                Counting {
+                    name: "a",
+                    fail_at: None,
+                    log: log.clone(),
+                },
+            ),
+            Plan::new(
+                Question::Startup,
+                "true",
+                Unit::Us,
+                Counting {
+                    name: "b",
+                    fail_at: Some(1),
+                    log: log.clone(),
+                },
+            ),
+            Plan::new(
+                Question::Startup,
+                "true",
+                Unit::Us,
+                Unavailable {
+                    name: "c".into(),
+                    reason: "c not installed".into(),
+                },
+            ),
+        ];
+        let rows = measure(Question::Startup, plans, 3, false);
+        assert_eq!(*log.borrow(), vec!["a", "b", "a", "b", "a"]);
+        assert_eq!(
+            rows[0].result.summary().map(|s| (s.n, s.median)),
+            Some((3, 1.0))
+        );
+        assert_eq!(
+            rows[1].result,
+            Outcome::NotMeasured {
+                reason: "failed at sample 2 of 3: boom".into()
+            }
+        );
+        assert_eq!(
+            rows[2].result,
+            Outcome::NotMeasured {
+                reason: "c not installed".into()
+            }
+        );
+    }
+}

@@ -1,0 +1,353 @@
+//! The result file: what one `isolab bench` run measured, and on what.
+//!
+//! A benchmark figure is only worth what you know about how it was taken. So a result file
+//! holds, top to bottom:
+//!
+//! 1. a [`Fingerprint`] of the machine (CPU, kernel, cgroup mode, which KVM module and whether a
+//!    guest's kernel mode runs natively, the peers' versions, the git revision, the date) — the
+//!    same container start takes 2 ms on one host and 20 ms on another, and a microVM on a
+//!    paravirtual KVM behaves nothing like one on VT-x;
+//! 2. one [`Row`] per (question, environment, workload): either every raw sample plus its
+//!    [`Summary`], or [`Outcome::NotMeasured`] with the reason. A row is never dropped and never
+//!    estimated: "crun is not installed" is a result too;
+//! 3. ratios to the host row of the same question and workload, so "near bare-metal" becomes a
+//!    number.
+//!
+//! Units live in field names (`_us`, `_ns`, `_bytes`): a reader of the JSON never has to guess.
+//! Each row's samples share one unit, named by [`Row::unit`], because the questions measure
+//! different things (start latency in µs, syscall cost in ns per call, memory in bytes).
+//! [`SCHEMA_VERSION`] changes whenever a field changes meaning.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Bumped when a field is added, removed or changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// One whole run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The machine and software the figures were taken on.
+    pub fingerprint: Fingerprint,
+    /// How the run was configured (`--quick`, samples per row, which questions).
+    pub settings: Settings,
+    /// Every row, in the order the questions ran.
+    pub rows: Vec<Row>,
+    /// RFC 3339 UTC time the run started.
+    pub started_at: String,
+    /// Wall-clock length of the run.
+    pub duration_s: f64,
+}
+
+/// The options the run was started with, kept so a result can be reproduced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `--quick`: fewer samples, only the fast rows.
+    pub quick: bool,
+    /// Samples taken per row (before any failure cut a row short).
+    pub samples_per_row: usize,
+    /// The questions that ran, e.g. `["startup", "memory"]`.
+    pub questions: Vec<String>,
+}
+
+/// Which of isolab's questions a row answers (the claim ids are in /work/shared/CLAIMS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Question {
+    /// C1: launch → the workload's first instruction → exit.
+    Startup,
+    /// C2: launcher/VMM resident memory, the container's cgroup charge, the VMM's overhead.
+    Memory,
+    /// C4: the cost of one system call, and of one VM exit.
+    Syscall,
+    /// C3: a CPU-bound loop and a memory pass, as ratios to the host.
+    Cpu,
+}
+
+impl Question {
+    /// Every question, in the order a full run asks them.
+    pub const ALL: [Question; 4] = [
+        Question::Startup,
+        Question::Memory,
+        Question::Syscall,
+        Question::Cpu,
+    ];
+
+    /// The name used by `--only` and in the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Question::Startup => "startup",
+            Question::Memory => "memory",
+            Question::Syscall => "syscall",
+            Question::Cpu => "cpu",
+        }
+    }
+}
+
+impl std::fmt::Display for Question {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `--only` named a question that does not exist.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown bench question {0:?}: choose from startup, memory, syscall, cpu")]
+pub struct UnknownQuestion(pub String);
+
+impl std::str::FromStr for Question {
+    type Err = UnknownQuestion;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Question::ALL
+            .into_iter()
+            .find(|q| q.name() == s.trim())
+            .ok_or_else(|| UnknownQuestion(s.to_string()))
+    }
+}
+
+/// The unit every sample of a row is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    /// Microseconds (start latency).
+    Us,
+    /// Nanoseconds (per system call, per VM exit, per loop iteration).
+    Ns,
+    /// Bytes (resident memory, cgroup charge).
+    Bytes,
+    /// Bytes per second (memory bandwidth).
+    BytesPerS,
+    /// A plain count (instances that fit in a memory budget).
+    Count,
+}
+
+impl Unit {
+    /// The suffix used in column and field names.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Unit::Us => "us",
+            Unit::Ns => "ns",
+            Unit::Bytes => "bytes",
+            Unit::BytesPerS => "bytes_per_s",
+            Unit::Count => "count",
+        }
+    }
+
+    /// Whether a larger sample is better (bandwidth, density) rather than worse (time, memory).
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, Unit::BytesPerS | Unit::Count)
+    }
+}
+
+/// One environment running one workload for one question.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    /// What this row answers.
+    pub question: Question,
+    /// Where the workload ran: `host`, `isolab-container-ns`, `crun`, `isolab-microvm-stub`, …
+    pub environment: String,
+    /// What ran: `true`, `getpid`, `cpu-loop`, …
+    pub workload: String,
+    /// The unit of every sample and summary figure in [`Row::result`].
+    pub unit: Unit,
+    /// The samples, or why there are none.
+    pub result: Outcome,
+    /// This row's median divided by the host row's median for the same question and workload
+    /// (1.0 for the host itself; absent when either side was not measured).
+    pub ratio_to_host: Option<f64>,
+    /// Where the time went, per phase name, as medians over the samples, in µs. The engines
+    /// report these (isolab's clone/cgroup/rootfs/exec steps, the VMM's create/memory/vCPU/run).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub phases_median_us: BTreeMap<String, f64>,
+    /// Anything a reader needs to interpret the row (e.g. "first touch included").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Measured, or not measured and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Outcome {
+    /// Every sample, in the order taken, and their summary.
+    Measured {
+        /// Raw samples in the row's unit.
+        samples: Vec<f64>,
+        /// Median, percentiles, MAD and outliers of `samples`.
+        summary: Summary,
+    },
+    /// This environment or step could not run here.
+    NotMeasured {
+        /// Why, specifically (e.g. "podman not installed", "guest syscall reaches its handler
+        /// in CPL3 on kvm_pvm").
+        reason: String,
+    },
+}
+
+impl Outcome {
+    /// The summary when measured.
+    pub fn summary(&self) -> Option<&Summary> {
+        match self {
+            Outcome::Measured { summary, .. } => Some(summary),
+            Outcome::NotMeasured { .. } => None,
+        }
+    }
+}
+
+/// The usual robust statistics of a sample set (see [`crate::stats`] for the methods).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Summary {
+    /// Number of samples.
+    pub n: usize,
+    /// 50th percentile.
+    pub median: f64,
+    /// 10th percentile (linear interpolation).
+    pub p10: f64,
+    /// 90th percentile (linear interpolation).
+    pub p90: f64,
+    /// Arithmetic mean.
+    pub mean: f64,
+    /// Smallest sample.
+    pub min: f64,
+    /// Largest sample.
+    pub max: f64,
+    /// Median absolute deviation (raw, not scaled by 1.4826).
+    pub mad: f64,
+    /// Samples farther than 3 × 1.4826 × MAD from the median.
+    pub outliers: usize,
+}
+
+/// The machine and software a run was taken on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fingerprint {
+    /// `model name` from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Online CPUs.
+    pub cpu_cores: usize,
+    /// Total RAM (MemTotal).
+    pub memory_total_bytes: u64,
+    /// `uname -r`.
+    pub kernel_release: String,
+    /// `uname -v`.
+    pub kernel_version: String,
+    /// `unified`, `hybrid`, `legacy`, or `unknown: <why>`.
+    pub cgroup_mode: String,
+    /// The CPU says it runs under a hypervisor (so every figure here is nested).
+    pub host_is_virtualized: bool,
+    /// `kvm_intel`, `kvm_amd`, `kvm_pvm` or `none`.
+    pub kvm_module: String,
+    /// Whether guest kernel mode (CPL0) runs natively: `Some(false)` on a PVM host, `None` when
+    /// the probe could not run.
+    pub guest_cpl0_native: Option<bool>,
+    /// What the CPL0 probe saw, in words.
+    pub guest_cpl0_detail: String,
+    /// First line of `<tool> --version` per peer, or "not installed".
+    pub tools: BTreeMap<String, String>,
+    /// `git rev-parse --short HEAD`, or "unknown".
+    pub git_revision: String,
+    /// The isolab version that wrote the file.
+    pub isolab_version: String,
+    /// RFC 3339 UTC time the fingerprint was taken.
+    pub date: String,
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn sample_results() -> Results {
+        let mut tools = BTreeMap::new();
+        tools.insert("crun".to_string(), "crun version 1.8.1".to_string());
+        tools.insert("podman".to_string(), "not installed".to_string());
+        let mut phases = BTreeMap::new();
+        phases.insert("clone_us".to_string(), 310.0);
+        Results {
+            schema_version: SCHEMA_VERSION,
+            fingerprint: Fingerprint {
+                cpu_model: "Test CPU".into(),
+                cpu_cores: 2,
+                memory_total_bytes: 4 << 30,
+                kernel_release: "6.18.0".into(),
+                kernel_version: "#1 SMP".into(),
+                cgroup_mode: "hybrid".into(),
+                host_is_virtualized: true,
+                kvm_module: "kvm_pvm".into(),
+                guest_cpl0_native: Some(false),
+                guest_cpl0_detail: "slowdown 2000x".into(),
+                tools,
+                git_revision: "unknown".into(),
+                isolab_version: "0.1.0".into(),
+                date: "2026-11-22T10:00:00Z".into(),
+            },
+            settings: Settings {
+                quick: true,
+                samples_per_row: 3,
+                questions: vec!["startup".into()],
+            },
+            rows: vec![
+                Row {
+                    question: Question::Startup,
+                    environment: "host".into(),
+                    workload: "true".into(),
+                    unit: Unit::Us,
+                    result: Outcome::Measured {
+                        samples: vec![500.0, 550.0, 600.0],
+                        summary: crate::stats::summarize(&[500.0, 550.0, 600.0]).unwrap(),
+                    },
+                    ratio_to_host: Some(1.0),
+                    phases_median_us: BTreeMap::new(),
+                    note: None,
+                },
+                Row {
+                    question: Question::Startup,
+                    environment: "isolab-container-ns".into(),
+                    workload: "true".into(),
+                    unit: Unit::Us,
+                    result: Outcome::Measured {
+                        samples: vec![1500.0, 1600.0, 1700.0],
+                        summary: crate::stats::summarize(&[1500.0, 1600.0, 1700.0]).unwrap(),
+                    },
+                    ratio_to_host: Some(1600.0 / 550.0),
+                    phases_median_us: phases,
+                    note: Some("cgroup off".into()),
+                },
+                Row {
+                    question: Question::Startup,
+                    environment: "podman".into(),
+                    workload: "true".into(),
+                    unit: Unit::Us,
+                    result: Outcome::NotMeasured {
+                        reason: "podman not installed".into(),
+                    },
+                    ratio_to_host: None,
+                    phases_median_us: BTreeMap::new(),
+                    note: None,
+                },
+            ],
+            started_at: "2026-11-22T10:00:00Z".into(),
+            duration_s: 12.5,
+        }
+    }
+
+    #[test]
+    fn results_round_trip_through_json() {
+        let results = sample_results();
+        let text = serde_json::to_string_pretty(&results).unwrap();
+        let back: Results = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, results);
+        // The tagged enum keeps "why not" readable in the file.
+        assert!(text.contains("\"status\": \"not_measured\""));
+        assert!(text.contains("\"reason\": \"podman not installed\""));
+        assert!(text.contains("\"question\": \"startup\""));
+    }
+
+    #[test]
+    fn question_names_parse_back() {
+        for q in Question::ALL {
+            assert_eq!(q.name().parse::<Question>().unwrap(), q);
+        }
+        let err = "latency".parse::<Question>().unwrap_err();
+        assert!(err.to_string().contains("choose from"));
+    }
+}

@@ -1,0 +1,147 @@
+//! `isolab bench`: the whole comparison in one run — host vs isolab containers vs the peer
+//! runtimes vs isolab microVMs — written to one JSON file (and optionally CSV) with every raw
+//! sample, summary statistics, ratios to the host and a fingerprint of the machine.
+//!
+//! The engine is the `isolab-bench` crate; this module only parses flags, writes files and
+//! prints the summary table.
+
+use anyhow::{bail, Context};
+use isolab_bench::export::{self, CsvExporter, JsonExporter};
+use isolab_bench::{Outcome, Question, Results, RunConfig, Unit};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+/// Flags of `isolab bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Few samples and only the fast rows (under 2 minutes).
+    #[arg(long)]
+    pub quick: bool,
+    /// Only these questions, comma-separated: startup, memory, syscall, cpu.
+    #[arg(long, value_name = "LIST", value_delimiter = ',')]
+    pub only: Vec<Question>,
+    /// Where to write the JSON results.
+    #[arg(long, value_name = "FILE", default_value = "isolab-bench.json")]
+    pub out: PathBuf,
+    /// Also write one CSV line per row here.
+    #[arg(long, value_name = "FILE")]
+    pub csv: Option<PathBuf>,
+    /// Samples per row (default: 15 for startup with --quick, 60 without; 5/15 otherwise).
+    #[arg(long, value_name = "N")]
+    pub samples: Option<usize>,
+    /// No progress line on stderr.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Runs the bench; returns the process exit code (0: the run finished and its file is written,
+/// whatever rows could not be measured here — those are in the file with their reasons).
+pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
+    if args.samples == Some(0) {
+        bail!("--samples must be at least 1");
+    }
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!(
+            "isolab bench: not root: container rows will be recorded as not measured (run with sudo for them)"
+        );
+    }
+    let questions = if args.only.is_empty() {
+        Question::ALL.to_vec()
+    } else {
+        let mut qs = Vec::new();
+        for q in args.only {
+            if !qs.contains(&q) {
+                qs.push(q);
+            }
+        }
+        qs
+    };
+    let config = RunConfig {
+        quick: args.quick,
+        questions,
+        samples: args.samples,
+        isolab_exe: std::env::current_exe().ok(),
+        progress: !args.no_progress && std::io::stderr().is_terminal(),
+    };
+    let results = isolab_bench::run(&config)?;
+    export::write_file(&JsonExporter, &results, &args.out)
+        .with_context(|| format!("writing {}", args.out.display()))?;
+    if let Some(csv) = &args.csv {
+        export::write_file(&CsvExporter, &results, csv)
+            .with_context(|| format!("writing {}", csv.display()))?;
+    }
+    print_table(&results);
+    println!(
+        "\n{} rows in {:.1} s; results written to {}{}",
+        results.rows.len(),
+        results.duration_s,
+        args.out.display(),
+        args.csv
+            .as_ref()
+            .map(|c| format!(" and {}", c.display()))
+            .unwrap_or_default()
+    );
+    Ok(0)
+}
+
+/// A figure in a readable unit: ms for start-up, ns, MiB, GB/s.
+fn human(value: f64, unit: Unit) -> String {
+    match unit {
+        Unit::Us => format!("{:.2} ms", value / 1000.0),
+        Unit::Ns => format!("{value:.1} ns"),
+        Unit::Bytes => format!("{:.1} MiB", value / (1024.0 * 1024.0)),
+        Unit::BytesPerS => format!("{:.2} GB/s", value / 1e9),
+        Unit::Count => format!("{value:.0}"),
+    }
+}
+
+fn print_table(results: &Results) {
+    let fp = &results.fingerprint;
+    println!(
+        "{} × {} cores, Linux {}, cgroups {}, KVM {} (guest CPL0 native: {})",
+        fp.cpu_model,
+        fp.cpu_cores,
+        fp.kernel_release,
+        fp.cgroup_mode,
+        fp.kvm_module,
+        match fp.guest_cpl0_native {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "unknown",
+        }
+    );
+    let mut last: Option<Question> = None;
+    for row in &results.rows {
+        if last != Some(row.question) {
+            println!(
+                "\n{:<12} {:<28} {:<18} {:>12} {:>12} {:>12} {:>8}",
+                row.question.name(),
+                "environment",
+                "workload",
+                "median",
+                "p10",
+                "p90",
+                "×host"
+            );
+            last = Some(row.question);
+        }
+        match &row.result {
+            Outcome::Measured { summary, .. } => println!(
+                "{:<12} {:<28} {:<18} {:>12} {:>12} {:>12} {:>8}",
+                "",
+                row.environment,
+                row.workload,
+                human(summary.median, row.unit),
+                human(summary.p10, row.unit),
+                human(summary.p90, row.unit),
+                row.ratio_to_host
+                    .map(|r| format!("{r:.2}"))
+                    .unwrap_or_else(|| "-".into())
+            ),
+            Outcome::NotMeasured { reason } => println!(
+                "{:<12} {:<28} {:<18} not measured: {reason}",
+                "", row.environment, row.workload
+            ),
+        }
+    }
+}

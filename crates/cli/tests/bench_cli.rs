@@ -1,0 +1,127 @@
+//! `isolab bench --quick --only startup` for real: it must write a result file whose host,
+//! container and microVM rows hold measured numbers (or, for what this host cannot do, a
+//! reason), and that file must parse back into the schema.
+
+use isolab_bench::{Outcome, Question, Results, Unit};
+use std::process::Command;
+
+fn isolab() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_isolab"))
+}
+
+fn row<'a>(results: &'a Results, env: &str) -> &'a isolab_bench::Row {
+    results
+        .rows
+        .iter()
+        .find(|r| r.environment == env && r.workload == "true")
+        .unwrap_or_else(|| panic!("no {env} row in the results"))
+}
+
+fn assert_measured(results: &Results, env: &str) {
+    let r = row(results, env);
+    match &r.result {
+        Outcome::Measured { samples, summary } => {
+            assert!(!samples.is_empty(), "{env}: no samples");
+            assert!(
+                samples.iter().all(|s| s.is_finite() && *s > 0.0),
+                "{env}: {samples:?}"
+            );
+            assert_eq!(summary.n, samples.len());
+            assert!(summary.p10 <= summary.median && summary.median <= summary.p90);
+        }
+        Outcome::NotMeasured { reason } => panic!("{env} was not measured: {reason}"),
+    }
+}
+
+#[test]
+fn quick_startup_bench_writes_a_measured_result_file() {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipping: isolab bench's container rows need root");
+        return;
+    }
+    if !std::path::Path::new("/bin/busybox").exists() {
+        eprintln!("skipping: /bin/busybox missing (install busybox-static)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("results.json");
+    let csv = dir.path().join("results.csv");
+    let out = isolab()
+        .args([
+            "bench",
+            "--quick",
+            "--only",
+            "startup",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&json)
+        .arg("--csv")
+        .arg(&csv)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "isolab bench failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("isolab-container-ns"), "{stdout}");
+
+    let results: Results = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_eq!(results.schema_version, isolab_bench::schema::SCHEMA_VERSION);
+    assert_eq!(results.settings.questions, vec!["startup".to_string()]);
+    assert!(results.rows.iter().all(|r| r.question == Question::Startup));
+    assert!(results.rows.iter().all(|r| r.unit == Unit::Us));
+
+    assert_measured(&results, "host");
+    assert_eq!(row(&results, "host").ratio_to_host, Some(1.0));
+    for env in [
+        "isolab-container-ns",
+        "isolab-container-cgroups",
+        "isolab-container-overlay",
+        "isolab-container-seccomp",
+    ] {
+        assert_measured(&results, env);
+        assert!(row(&results, env).ratio_to_host.is_some());
+        assert!(row(&results, env).phases_median_us.contains_key("clone_us"));
+    }
+    // The microVM: measured where /dev/kvm opens, otherwise a reason, never dropped.
+    let vm = row(&results, "isolab-microvm-stub");
+    if std::fs::File::open("/dev/kvm").is_ok() {
+        assert_measured(&results, "isolab-microvm-stub");
+        assert!(vm.phases_median_us.contains_key("create_vm_us"));
+    } else {
+        assert!(matches!(&vm.result, Outcome::NotMeasured { reason } if !reason.is_empty()));
+    }
+    // Every row that was not measured says why.
+    for r in &results.rows {
+        if let Outcome::NotMeasured { reason } = &r.result {
+            assert!(!reason.trim().is_empty(), "{} has no reason", r.environment);
+        }
+    }
+    // The JSON round-trips exactly, and the CSV has one line per row.
+    let again: Results = serde_json::from_str(&serde_json::to_string(&results).unwrap()).unwrap();
+    assert_eq!(again, results);
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert_eq!(csv_text.lines().count(), 1 + results.rows.len());
+    assert!(!results.fingerprint.kernel_release.is_empty());
+}
+
+#[test]
+fn bad_flags_are_one_line_errors() {
+    let out = isolab()
+        .args(["bench", "--only", "latency"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("choose from startup"), "{stderr}");
+
+    let out = isolab()
+        .args(["bench", "--samples", "0", "--out", "/nonexistent/x.json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--samples must be at least 1"));
+}
