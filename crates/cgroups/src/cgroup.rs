@@ -348,6 +348,19 @@ impl Cgroup {
         self.dirs.iter().map(|d| d.path.clone()).collect()
     }
 
+    /// The directory, when this cgroup lives in the unified (v2) hierarchy alone.
+    ///
+    /// A launcher can then start its child directly inside it with
+    /// `clone3(CLONE_INTO_CGROUP)` instead of moving it with [`Cgroup::add_pid`]: a move into a
+    /// cgroup takes the kernel's `cgroup_threadgroup_rwsem` for writing, which waits for an RCU
+    /// grace period (milliseconds on a busy host), once per hierarchy on v1.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        match self.dirs.as_slice() {
+            [only] if matches!(only.kind, Kind::V2) => Some(&only.path),
+            _ => None,
+        }
+    }
+
     /// Whether dropping this value removes the cgroup (true for `create`, false for `open`).
     pub fn destroy_on_drop(&self) -> bool {
         self.destroy_on_drop

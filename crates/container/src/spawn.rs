@@ -295,8 +295,23 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
             flags |= ns.clone_flag();
         }
     }
+    // On cgroup v2 the child is born inside its cgroup (no migration afterwards).
+    let into_cgroup: Option<OwnedFd> = match cgroup.as_ref().and_then(|c| c.unified_dir()) {
+        Some(dir) => Some(
+            nix::fcntl::open(
+                dir,
+                nix::fcntl::OFlag::O_PATH
+                    | nix::fcntl::OFlag::O_DIRECTORY
+                    | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| SpawnError::io("opening the cgroup directory", e))?,
+        ),
+        None => None,
+    };
     let t_clone = mono_ns();
-    let child = clone3(flags).map_err(|e| SpawnError::Clone(e, spec.namespaces.to_string()))?;
+    let child = clone3(flags, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))
+        .map_err(|e| SpawnError::Clone(e, spec.namespaces.to_string()))?;
     let (pid, pidfd) = match child {
         Forked::Child => child_main(&plan),
         Forked::Parent { pid, pidfd } => (pid, pidfd),
@@ -315,11 +330,12 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         let map = spec.id_mapping.unwrap_or_default();
         write_id_maps(pid, map).map_err(|e| SpawnError::io("writing the uid/gid maps", e))?;
     }
-    if let Some(cg) = &cgroup {
+    if let (Some(cg), None) = (&cgroup, &into_cgroup) {
         let t = mono_ns();
         cg.add_pid(pid.as_raw())?;
         cgroup_ns += mono_ns() - t;
     }
+    drop(into_cgroup);
     let t_net = mono_ns();
     if let Some(net) = &network {
         net.attach(pid.as_raw())
@@ -878,6 +894,9 @@ enum Forked {
     Parent { pid: Pid, pidfd: OwnedFd },
 }
 
+/// From <linux/sched.h> (Linux 5.7); not every libc crate version exports it.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// `struct clone_args` from <linux/sched.h>.
 #[repr(C)]
 #[derive(Default)]
@@ -895,15 +914,20 @@ struct CloneArgs {
     cgroup: u64,
 }
 
-/// clone3 without a new stack: fork semantics, plus namespaces and a pidfd.
-fn clone3(ns_flags: u64) -> Result<Forked, Errno> {
+/// clone3 without a new stack: fork semantics, plus namespaces, a pidfd, and optionally birth
+/// inside a cgroup v2 directory (`CLONE_INTO_CGROUP`, given as an open fd).
+fn clone3(ns_flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked, Errno> {
     let mut pidfd: RawFd = -1;
-    let args = CloneArgs {
+    let mut args = CloneArgs {
         flags: ns_flags | libc::CLONE_PIDFD as u64,
         pidfd: &mut pidfd as *mut RawFd as u64,
         exit_signal: libc::SIGCHLD as u64,
         ..Default::default()
     };
+    if let Some(fd) = cgroup_fd {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = fd as u64;
+    }
     // SAFETY: clone3 with no stack behaves like fork: the child continues on a copy of our
     // address space. `args` and `pidfd` are valid for the call. The child only runs
     // `child_main`, which makes raw syscalls on pre-built data and ends in execve or _exit.

@@ -358,3 +358,52 @@ fn two_bridge_containers_ping_each_other() {
     );
     assert_eq!(netns_before, ip_netns());
 }
+
+/// On cgroup v2 the child is created directly inside its cgroup (clone3 CLONE_INTO_CGROUP).
+/// Exercised for real on the host's cgroup2 mount (on a hybrid host, the nearly empty one).
+#[test]
+fn cgroup_v2_children_are_born_in_their_cgroup() {
+    if !can_run() {
+        return;
+    }
+    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(" - cgroup2 "))
+        .and_then(|l| l.split_whitespace().nth(4).map(str::to_string));
+    let Some(mount) = mount else {
+        eprintln!("skipped: no cgroup2 mount on this host");
+        return;
+    };
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .unwrap_or_else(|| "/".into());
+    let root = isolab_cgroups::CgroupRoot::unified_at(std::path::Path::new(&mount), &own).unwrap();
+    let sb = Sandbox::new();
+    let mut spec = sb.spec("cat /proc/self/cgroup > /out/cg");
+    // Without a cgroup namespace the workload sees its real path.
+    spec.namespaces.remove(Namespace::Cgroup);
+    let id = unique_id("v2");
+    let mut ctx = isolab_container::spawn::RunContext::new(id.clone());
+    ctx.cgroups = Some(&root);
+    ctx.overlay = Some(sb.overlay());
+    let out = isolab_container::spawn::run(&spec, ctx).unwrap();
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    let line = sb
+        .read("cg")
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        line.ends_with(&format!("/isolab/{id}")),
+        "workload was in {line:?}"
+    );
+    assert!(!std::path::Path::new(&mount)
+        .join(own.trim_start_matches('/'))
+        .join("isolab")
+        .join(&id)
+        .exists());
+}
