@@ -60,19 +60,35 @@ fn startup(c: &mut Criterion) {
     );
     full.resources = limits.clone();
     let scratch = fx.scratch();
+    // As `isolab container run --rm` does: the writable layer on a tmpfs that the container
+    // mounts in its own mount namespace, so no directory is created or removed on disk.
+    let shared = scratch.join("in-memory");
+    std::fs::create_dir_all(&shared).unwrap();
     group.bench_function(BenchmarkId::new("isolab-full", "true"), |b| {
         b.iter_custom(|n| {
             timed(n, |i| {
+                let mut ctx = RunContext::new(format!("bench-full-{i}"));
+                ctx.cgroups = Some(&cgroups);
+                ctx.overlay = Some(OverlayDirs::in_memory(&shared));
+                let out = spawn::run(&full, ctx).expect("isolab run");
+                assert_eq!(out.status, ExitStatus::Exited(0));
+            })
+        })
+    });
+    // As a kept container: upper/work dirs created on disk and removed afterwards.
+    group.bench_function(BenchmarkId::new("isolab-full-upper-on-disk", "true"), |b| {
+        b.iter_custom(|n| {
+            timed(n, |i| {
                 let base = scratch.join(format!("c{i}"));
-                let dirs = OverlayDirs {
-                    upper: base.join("upper"),
-                    work: base.join("work"),
-                    merged: base.join("merged"),
-                };
+                let dirs = OverlayDirs::on_disk(
+                    base.join("upper"),
+                    base.join("work"),
+                    base.join("merged"),
+                );
                 for d in [&dirs.upper, &dirs.work, &dirs.merged] {
                     std::fs::create_dir_all(d).unwrap();
                 }
-                let mut ctx = RunContext::new(format!("bench-full-{i}"));
+                let mut ctx = RunContext::new(format!("bench-disk-{i}"));
                 ctx.cgroups = Some(&cgroups);
                 ctx.overlay = Some(dirs);
                 let out = spawn::run(&full, ctx).expect("isolab run");

@@ -143,7 +143,7 @@ fi
 fast_path && { qemu_check; exit 0; }
 
 # ---- 1. host packages -------------------------------------------------------------------
-PACKAGES=(linux-source flex bison libelf-dev libssl-dev bc make gcc libc6-dev xz-utils gzip binutils)
+PACKAGES=(linux-source flex bison libelf-dev libssl-dev bc make gcc libc6-dev xz-utils lz4 binutils)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

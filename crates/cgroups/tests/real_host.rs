@@ -56,19 +56,10 @@ fn read(dir: &Path, file: &str) -> String {
         .to_owned()
 }
 
-/// After destroy: every directory is gone, and each isolab parent is gone or still holds
-/// another cgroup (a concurrent container's).
+/// After destroy: every directory is gone (the shared `isolab` parent is kept on purpose).
 fn assert_removed(paths: &[PathBuf]) {
     for p in paths {
         assert!(!p.exists(), "{} leaked", p.display());
-        let parent = p.parent().unwrap();
-        if parent.exists() {
-            let others = std::fs::read_dir(parent)
-                .unwrap()
-                .filter(|e| e.as_ref().unwrap().file_type().unwrap().is_dir())
-                .count();
-            assert!(others > 0, "empty {} was left behind", parent.display());
-        }
     }
 }
 

@@ -4,6 +4,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use isolab_cgroups::{self as cg, CgroupRoot, Resources};
 use isolab_container::image::Store;
+use isolab_container::rootfs::OverlayDirs;
 use isolab_container::spawn::{self, RunContext, RunOutcome};
 use isolab_container::stdio::StdioMode;
 use isolab_container::{
@@ -402,11 +403,13 @@ fn run_container(args: RunArgs) -> Result<u8> {
         )?),
         _ => None,
     };
+    // A container removed on exit keeps its writable layer in memory (nothing to write to
+    // disk or delete); a kept one keeps it on disk for `commit` and inspection.
     let overlay = matches!(spec.rootfs, RootfsSource::Layers(_)).then(|| {
-        isolab_container::rootfs::OverlayDirs {
-            upper: dirs.upper.clone(),
-            work: dirs.work.clone(),
-            merged: dirs.rootfs.clone(),
+        if remove_on_exit {
+            OverlayDirs::in_memory(&dirs.rootfs)
+        } else {
+            OverlayDirs::on_disk(dirs.upper.clone(), dirs.work.clone(), dirs.rootfs.clone())
         }
     });
     let stdio = if spec.tty {

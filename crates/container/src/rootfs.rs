@@ -43,7 +43,7 @@ const DEVICES: [(&str, u32, u32); 6] = [
     ("tty", 5, 0),
 ];
 
-/// Paths of one container's overlay directories on the host.
+/// Where one container's overlay directories are.
 #[derive(Debug, Clone)]
 pub struct OverlayDirs {
     /// The container's writable layer.
@@ -52,6 +52,34 @@ pub struct OverlayDirs {
     pub work: PathBuf,
     /// Empty directory the merged view is mounted on.
     pub merged: PathBuf,
+    /// When set, the child first mounts a tmpfs on this directory (inside its own mount
+    /// namespace) and creates `upper`, `work` and `merged` in it: the writable layer then lives
+    /// in memory, is charged to the container's memory cgroup, and vanishes with the container,
+    /// so nothing is created or deleted on disk. For containers that are removed on exit.
+    pub in_memory: Option<PathBuf>,
+}
+
+impl OverlayDirs {
+    /// A writable layer on disk, kept after the container exits (for `commit` and `logs`).
+    pub fn on_disk(upper: PathBuf, work: PathBuf, merged: PathBuf) -> Self {
+        OverlayDirs {
+            upper,
+            work,
+            merged,
+            in_memory: None,
+        }
+    }
+
+    /// A writable layer on a tmpfs mounted at `mountpoint`, an existing directory that any
+    /// number of containers can share (each mounts it in its own private mount namespace).
+    pub fn in_memory(mountpoint: &Path) -> Self {
+        OverlayDirs {
+            upper: mountpoint.join("upper"),
+            work: mountpoint.join("work"),
+            merged: mountpoint.join("merged"),
+            in_memory: Some(mountpoint.to_path_buf()),
+        }
+    }
 }
 
 /// One step the child replays.
@@ -160,6 +188,22 @@ impl MountPlan {
                 let dirs = overlay.ok_or("an image rootfs needs overlay directories")?;
                 if layers.is_empty() {
                     return Err("the image has no layers".into());
+                }
+                if let Some(scratch) = &dirs.in_memory {
+                    plan.mount(
+                        Some("tmpfs"),
+                        scratch,
+                        Some("tmpfs"),
+                        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                        Some("mode=755"),
+                        format!(
+                            "mounting the in-memory writable layer on {}",
+                            scratch.display()
+                        ),
+                    );
+                    for d in [&dirs.upper, &dirs.work, &dirs.merged] {
+                        plan.mkdir(d);
+                    }
                 }
                 // overlayfs lists lower layers top first.
                 let lower: Vec<String> = layers

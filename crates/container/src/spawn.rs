@@ -222,14 +222,15 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
     };
     let mut cgroup_ns = mono_ns() - t0;
 
-    if let (true, Some(dirs), Some(map)) = (userns, &ctx.overlay, spec.id_mapping) {
+    let disk_overlay = ctx.overlay.as_ref().filter(|d| d.in_memory.is_none());
+    if let (true, Some(dirs), Some(map)) = (userns, disk_overlay, spec.id_mapping) {
         // The mapped root must own its writable layer to write into it.
         for dir in [&dirs.upper, &dirs.work] {
             std::os::unix::fs::chown(dir, Some(map.host_base), Some(map.host_base))
                 .map_err(|e| SpawnError::io("giving the upper dir to the mapped root", e))?;
         }
     }
-    if let Some(dirs) = &ctx.overlay {
+    if let Some(dirs) = disk_overlay {
         // A volatile overlay leaves this marker behind and refuses to mount over it again.
         let marker = dirs.work.join("work/incompat/volatile");
         if marker.exists() {

@@ -407,3 +407,31 @@ fn cgroup_v2_children_are_born_in_their_cgroup() {
         .join(&id)
         .exists());
 }
+
+/// `--rm` containers keep their writable layer on a tmpfs inside their own mount namespace:
+/// writes work, the host directory stays empty, and the pages count against the memory limit.
+#[test]
+fn in_memory_writable_layer_leaves_nothing_on_disk() {
+    if !can_run() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let shared = sb.tmp.path().join("mnt");
+    std::fs::create_dir(&shared).unwrap();
+    let run = |script: &str, memory: Option<u64>| {
+        let mut spec = sb.spec(script);
+        spec.resources.memory_limit_bytes = memory;
+        let cgroups = isolab_cgroups::CgroupRoot::detect().unwrap();
+        let mut ctx = isolab_container::spawn::RunContext::new(unique_id("mem"));
+        ctx.cgroups = Some(&cgroups);
+        ctx.overlay = Some(isolab_container::rootfs::OverlayDirs::in_memory(&shared));
+        isolab_container::spawn::run(&spec, ctx).unwrap()
+    };
+    let out = run("echo data > /etc/new && cat /etc/new > /out/r", None);
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    assert_eq!(sb.read("r"), "data");
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "host dir must stay empty");
+    // 64 MiB written into the layer with a 32 MiB limit: the tmpfs pages are the container's.
+    let out = run("head -c 67108864 /dev/zero > /big; echo wrote > /out/big", Some(32 << 20));
+    assert!(out.oom_killed || sb.read("big").is_empty(), "{out:?}");
+}

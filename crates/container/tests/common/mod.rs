@@ -67,11 +67,11 @@ impl Sandbox {
     }
 
     pub fn overlay(&self) -> OverlayDirs {
-        OverlayDirs {
-            upper: self.tmp.path().join("upper"),
-            work: self.tmp.path().join("work"),
-            merged: self.tmp.path().join("merged"),
-        }
+        OverlayDirs::on_disk(
+            self.tmp.path().join("upper"),
+            self.tmp.path().join("work"),
+            self.tmp.path().join("merged"),
+        )
     }
 
     /// A spec running `sh -c script` on the busybox layer with /out bound to [`Self::out`].
