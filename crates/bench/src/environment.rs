@@ -433,11 +433,11 @@ impl<'a> IsolabContainer<'a> {
         ctx.seccomp = self.seccomp;
         let base = self.scratch.join(&id);
         if self.variant.overlay() {
-            let dirs = OverlayDirs {
-                upper: base.join("upper"),
-                work: base.join("work"),
-                merged: base.join("merged"),
-            };
+            let dirs = OverlayDirs::on_disk(
+                base.join("upper"),
+                base.join("work"),
+                base.join("merged"),
+            );
             for d in [&dirs.upper, &dirs.work, &dirs.merged] {
                 std::fs::create_dir_all(d)
                     .map_err(|e| NotMeasured(format!("creating {}: {e}", d.display())))?;
