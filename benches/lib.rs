@@ -1,128 +1,30 @@
-//! Fixtures shared by the benches: the same rootfs and OCI bundle for isolab and its peers.
+//! Shared by the criterion benches: the bench engine's fixture and environments, plus a
+//! criterion [`Measurement`] in bytes for the memory group.
 //!
-//! Heavy setup happens here, outside any timing: building a busybox rootfs, writing an OCI
-//! bundle with `crun spec`, and (as root on a hybrid cgroup host) entering a private mount
-//! namespace where the near-empty cgroup2 mount is hidden, because crun refuses to run with it.
+//! The rootfs, the OCI bundle, the probe programs and the environments are the
+//! `isolab-bench` crate's (the same code `isolab bench` runs), so `cargo bench` and
+//! `isolab bench` measure identical things. Heavy setup — building the rootfs, preparing a
+//! container row, compiling a seccomp filter — happens here, outside any timing.
+//!
+//! Criterion measures time by default. A memory figure is a size, so the `memory` group runs
+//! with [`Bytes`]: `iter_custom` returns the summed bytes of its N launches and criterion
+//! divides, exactly as it does with durations, and prints KiB/MiB instead of ms.
 
-use std::path::{Path, PathBuf};
+use criterion::measurement::{Measurement, ValueFormatter};
+use criterion::Throughput;
+use isolab_bench::environment::{IsolabContainer, Variant};
+use isolab_cgroups::CgroupRoot;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
-/// Returns why the container benches cannot run here, if they cannot.
-pub fn container_skip_reason() -> Option<String> {
-    if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root: namespaces, cgroups and mounts need root".into());
-    }
-    if !Path::new("/bin/busybox").exists() {
-        return Some("/bin/busybox missing: run scripts/setup.sh".into());
-    }
-    None
-}
+pub use isolab_bench::fixture::{container_skip_reason, which, Fixture};
 
-/// Finds a program on PATH.
-pub fn which(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
-/// Hides /sys/fs/cgroup/unified in a private mount namespace for this process and its children.
-///
-/// On a hybrid host crun refuses to start containers while that mount exists; hiding it for
-/// the whole bench process (instead of wrapping every crun call in `unshare -m sh -c umount`)
-/// keeps that work out of crun's timings. isolab sees the same v1 hierarchies either way.
+/// Hides /sys/fs/cgroup/unified for this thread and the processes it starts (crun refuses a
+/// hybrid cgroup layout otherwise); call it from the bench's main thread before any crun row.
 pub fn hide_cgroup2_mount_for_crun() {
-    let unified = Path::new("/sys/fs/cgroup/unified");
-    if !unified.exists() {
-        return;
-    }
-    use nix::mount::{mount, umount2, MntFlags, MsFlags};
-    if nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).is_err() {
-        return;
-    }
-    let _ = mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_SLAVE,
-        None::<&str>,
-    );
-    let _ = umount2(unified, MntFlags::MNT_DETACH);
-}
-
-/// A busybox rootfs plus an OCI bundle pointing at it.
-#[derive(Debug)]
-pub struct Fixture {
-    pub dir: tempfile::TempDir,
-}
-
-impl Fixture {
-    pub fn new() -> std::io::Result<Fixture> {
-        let dir = tempfile::Builder::new().prefix("isolab-bench-").tempdir()?;
-        let rootfs = dir.path().join("bundle/rootfs");
-        for d in ["bin", "proc", "sys", "dev", "tmp", "etc", "root"] {
-            std::fs::create_dir_all(rootfs.join(d))?;
-        }
-        std::fs::copy("/bin/busybox", rootfs.join("bin/busybox"))?;
-        let list = Command::new("/bin/busybox").arg("--list").output()?;
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                let _ = std::os::unix::fs::symlink("busybox", rootfs.join("bin").join(applet));
-            }
-        }
-        let f = Fixture { dir };
-        f.write_bundle_config()?;
-        Ok(f)
-    }
-
-    pub fn rootfs(&self) -> PathBuf {
-        self.dir.path().join("bundle/rootfs")
-    }
-
-    pub fn bundle(&self) -> PathBuf {
-        self.dir.path().join("bundle")
-    }
-
-    /// A scratch dir for per-iteration overlay dirs.
-    pub fn scratch(&self) -> PathBuf {
-        self.dir.path().join("scratch")
-    }
-
-    /// `crun spec` (or runc's) with args = ["/bin/true"] and no terminal; a minimal hand-written
-    /// spec when neither is installed.
-    fn write_bundle_config(&self) -> std::io::Result<()> {
-        let bundle = self.bundle();
-        let generator = ["crun", "runc"].into_iter().find(|p| which(p).is_some());
-        let mut config: serde_json::Value = match generator {
-            Some(tool) => {
-                let status = Command::new(tool)
-                    .arg("spec")
-                    .current_dir(&bundle)
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()?;
-                if !status.success() {
-                    return Err(std::io::Error::other(format!("{tool} spec failed")));
-                }
-                let text = std::fs::read_to_string(bundle.join("config.json"))?;
-                serde_json::from_str(&text).map_err(std::io::Error::other)?
-            }
-            None => serde_json::json!({
-                "ociVersion": "1.0.2",
-                "process": {"cwd": "/", "env": ["PATH=/bin"], "user": {"uid": 0, "gid": 0}},
-                "root": {"path": "rootfs"},
-                "linux": {"namespaces": [
-                    {"type": "pid"}, {"type": "mount"}, {"type": "uts"},
-                    {"type": "ipc"}, {"type": "network"}]}
-            }),
-        };
-        config["process"]["args"] = serde_json::json!(["/bin/true"]);
-        config["process"]["terminal"] = serde_json::json!(false);
-        config["root"]["readonly"] = serde_json::json!(false);
-        std::fs::write(
-            bundle.join("config.json"),
-            serde_json::to_vec_pretty(&config).map_err(std::io::Error::other)?,
-        )
+    if let Err(e) = isolab_bench::environment::hide_cgroup2_mount() {
+        eprintln!("crun rows may fail here: {e}");
     }
 }
 
@@ -139,4 +41,235 @@ pub fn run_quiet(cmd: &mut Command) {
         "{cmd:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The fixture, the cgroup root and a way to make prepared container rows — or why not.
+#[derive(Debug)]
+pub struct Containers {
+    /// Rootfs + bundle (+ probes written into it).
+    pub fixture: Fixture,
+    /// The host's cgroup hierarchies.
+    pub cgroups: CgroupRoot,
+}
+
+impl Containers {
+    /// Everything the container rows need, or the reason they cannot run here.
+    pub fn new() -> Result<Containers, String> {
+        if let Some(reason) = container_skip_reason() {
+            return Err(reason);
+        }
+        Ok(Containers {
+            fixture: Fixture::new().map_err(|e| format!("building the bench rootfs: {e}"))?,
+            cgroups: CgroupRoot::detect().map_err(|e| format!("detecting cgroups: {e}"))?,
+        })
+    }
+
+    /// A prepared isolab container row running `args` (paths inside the rootfs).
+    pub fn row(&self, variant: Variant, args: &[&str]) -> IsolabContainer<'_> {
+        let mut spec = isolab_container::oci::load_bundle(&self.fixture.bundle())
+            .expect("loading the bench bundle");
+        spec.args = args.iter().map(|a| a.to_string()).collect();
+        let mut row = IsolabContainer::new(
+            variant,
+            spec,
+            self.fixture.rootfs(),
+            self.fixture.scratch(),
+            Some(&self.cgroups),
+        );
+        use isolab_bench::environment::Environment;
+        row.prepare().expect("preparing the container row");
+        row
+    }
+
+    /// Writes `probe` into the rootfs; returns (path inside the container, path on the host).
+    pub fn probe(&self, name: &str, probe: isolab_bench::probes::Probe) -> (String, PathBuf) {
+        let host = self.fixture.rootfs().join("probes").join(name);
+        probe.write_to(&host).expect("writing a probe");
+        (format!("/probes/{name}"), host)
+    }
+}
+
+/// The `isolab` binary next to the bench executable (target/<profile>/isolab), or `$ISOLAB_EXE`.
+pub fn isolab_exe() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("ISOLAB_EXE") {
+        return Some(PathBuf::from(p));
+    }
+    // A bench runs as target/<profile>/deps/<name>-<hash>.
+    let exe = std::env::current_exe().ok()?;
+    let candidate = exe.parent()?.parent()?.join("isolab");
+    candidate.is_file().then_some(candidate)
+}
+
+/// Criterion measurement in bytes: values come from `iter_custom`, never from a clock.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Bytes;
+
+impl Measurement for Bytes {
+    type Intermediate = ();
+    type Value = u64;
+    fn start(&self) {}
+    fn end(&self, _: ()) -> u64 {
+        0
+    }
+    fn add(&self, a: &u64, b: &u64) -> u64 {
+        a + b
+    }
+    fn zero(&self) -> u64 {
+        0
+    }
+    fn to_f64(&self, v: &u64) -> f64 {
+        *v as f64
+    }
+    fn formatter(&self) -> &dyn ValueFormatter {
+        &BytesFormatter
+    }
+}
+
+struct BytesFormatter;
+
+impl ValueFormatter for BytesFormatter {
+    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
+        let (div, unit) = if typical >= (1 << 20) as f64 {
+            ((1 << 20) as f64, "MiB")
+        } else if typical >= 1024.0 {
+            (1024.0, "KiB")
+        } else {
+            (1.0, "B")
+        };
+        values.iter_mut().for_each(|v| *v /= div);
+        unit
+    }
+    fn scale_throughputs(&self, _: f64, _: &Throughput, values: &mut [f64]) -> &'static str {
+        // A size per element has no meaningful rate; show the raw figure.
+        let _ = values;
+        "B"
+    }
+    fn scale_for_machines(&self, _: &mut [f64]) -> &'static str {
+        "B"
+    }
+}
+
+/// The microVM stub's own figure for `workload` over `units` iterations, as a duration
+/// (ns per unit × units): the guest times its loop itself, so the VM's boot is not in it.
+pub fn stub_duration(workload: isolab_microvm::Workload, units: u64) -> Result<Duration, String> {
+    use isolab_microvm::{Figure, StubOptions, WorkloadOutcome};
+    let report = isolab_microvm::boot_stub(
+        workload,
+        StubOptions {
+            iterations: Some(units),
+            timeout: Duration::from_secs(60),
+            ..StubOptions::default()
+        },
+    )
+    .map_err(|e| e.to_string())?;
+    let ns = match report.outcome {
+        WorkloadOutcome::NotSupportedHere { reason } => return Err(reason),
+        WorkloadOutcome::Measured { figure } => match figure {
+            Figure::Syscall { ns_per_call, .. } => ns_per_call * units as f64,
+            Figure::Exit { ns_per_exit, .. } => ns_per_exit * units as f64,
+            Figure::Cpu {
+                ns_per_iteration, ..
+            } => ns_per_iteration * units as f64,
+            Figure::Memory {
+                warm_bytes_per_s,
+                buffer_bytes,
+                ..
+            } => buffer_bytes as f64 * units as f64 / warm_bytes_per_s * 1e9,
+            other => return Err(format!("unexpected stub figure {other:?}")),
+        },
+    };
+    Ok(Duration::from_nanos(ns as u64))
+}
+
+/// One probe workload in one criterion group: the host, isolab container variants and the
+/// microVM stub, each iteration being `long` minus `short` (start-up and exit cancel; see
+/// `isolab_bench::probes`), rows `BenchmarkId::new(environment, workload)`.
+#[derive(Debug)]
+pub struct ProbeBench<'a> {
+    /// Row workload name.
+    pub workload: &'a str,
+    /// The probe with the loop.
+    pub long: isolab_bench::probes::Probe,
+    /// The same probe with (almost) no loop.
+    pub short: isolab_bench::probes::Probe,
+    /// What one iteration does, for criterion's rate column.
+    pub throughput: Throughput,
+    /// Container variants to run it in.
+    pub variants: &'a [Variant],
+    /// The stub guest's workload and iteration count for the same loop.
+    pub stub: Option<(isolab_microvm::Workload, u64)>,
+}
+
+impl ProbeBench<'_> {
+    /// Adds the rows to `group`.
+    pub fn run(
+        &self,
+        group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+        containers: &Result<Containers, String>,
+    ) {
+        use criterion::BenchmarkId;
+        group.throughput(self.throughput.clone());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (long, short) = (dir.path().join("long"), dir.path().join("short"));
+        self.long.write_to(&long).expect("writing a probe");
+        self.short.write_to(&short).expect("writing a probe");
+        group.bench_function(BenchmarkId::new("host", self.workload), |b| {
+            b.iter_custom(|n| {
+                (0..n)
+                    .map(|_| {
+                        let t = Instant::now();
+                        run_quiet(&mut Command::new(&long));
+                        let l = t.elapsed();
+                        let t = Instant::now();
+                        run_quiet(&mut Command::new(&short));
+                        l.saturating_sub(t.elapsed())
+                    })
+                    .sum()
+            })
+        });
+        match containers {
+            Err(reason) => eprintln!("{}: container rows not measured: {reason}", self.workload),
+            Ok(cs) => {
+                let (long_in, _) = cs.probe(&format!("{}-long", self.workload), self.long);
+                let (short_in, _) = cs.probe(&format!("{}-short", self.workload), self.short);
+                for &v in self.variants {
+                    let mut l = cs.row(v, &[&long_in]);
+                    let mut s = cs.row(v, &[&short_in]);
+                    group.bench_function(BenchmarkId::new(v.name(), self.workload), |b| {
+                        b.iter_custom(|n| {
+                            (0..n as usize)
+                                .map(|i| {
+                                    let run = |c: &mut IsolabContainer<'_>| {
+                                        let (_, out) = c.run_once(i).expect("container run");
+                                        Duration::from_micros(out.phases.run_us)
+                                    };
+                                    run(&mut l).saturating_sub(run(&mut s))
+                                })
+                                .sum()
+                        })
+                    });
+                }
+            }
+        }
+        if let Some((workload, units)) = self.stub {
+            match stub_duration(workload, units) {
+                Err(reason) => eprintln!(
+                    "{}: isolab-microvm-stub not measured here: {reason}",
+                    self.workload
+                ),
+                Ok(_) => {
+                    group.bench_function(
+                        BenchmarkId::new("isolab-microvm-stub", self.workload),
+                        |b| {
+                            b.iter_custom(|n| {
+                                (0..n)
+                                    .map(|_| stub_duration(workload, units).expect("stub VM"))
+                                    .sum()
+                            })
+                        },
+                    );
+                }
+            }
+        }
+    }
 }

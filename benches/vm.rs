@@ -3,21 +3,17 @@
 //! initrd and command line, side by side in one run.
 //!
 //! `cargo bench --bench vm` (needs /dev/kvm; the Linux rows need the guest kernel from
-//! `scripts/build-guest.sh` and QEMU from `scripts/setup.sh`).
+//! `scripts/build-guest.sh`, QEMU from `scripts/setup.sh` and the `isolab` binary next to the
+//! bench executable or `$ISOLAB_EXE`). Rows are `startup/<environment>/<workload>`, the same
+//! names `isolab bench` writes.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
-use isolab_benches::which;
+use isolab_bench::environment::Environment;
+use isolab_bench::linux_boot::{self, TimeToConsoleLine};
+use isolab_benches::{isolab_exe, which};
 use isolab_microvm::{boot_stub, StubOptions, Workload};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// The command line both VMMs get. `earlyprintk` makes the banner appear as soon as the kernel
-/// prints it rather than when the real console driver registers.
-const CMDLINE: &str = "console=ttyS0 earlyprintk=ttyS0 reboot=k panic=-1 nomodule pci=off";
-/// "Command line:" follows "Linux version" by a few ms: both VMMs are timed to it.
-const MARK: &str = "Command line:";
 
 fn stub(c: &mut Criterion) {
     if !Path::new("/dev/kvm").exists() {
@@ -44,110 +40,77 @@ fn stub(c: &mut Criterion) {
     group.finish();
 }
 
-fn guest_dir() -> PathBuf {
-    std::env::var_os("ISOLAB_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/var/cache/isolab"))
-        .join("guest")
-}
-
-/// Spawns `cmd`, returns the time until a stdout line contains [`MARK`], then kills it.
-fn time_to_mark(cmd: &mut Command) -> Duration {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawning the VMM");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut elapsed = None;
-    for line in BufReader::new(stdout).lines() {
-        let Ok(line) = line else { break };
-        if line.contains(MARK) {
-            elapsed = Some(start.elapsed());
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    elapsed.expect("the kernel never printed its command line")
+/// Times one boot to the kernel's "Command line:" console line (see
+/// `isolab_bench::linux_boot`): spawn → that line on the VMM's stdout.
+fn time_to_mark(name: &str, argv: Vec<std::ffi::OsString>, stops_itself: bool) -> Duration {
+    let mut env = TimeToConsoleLine {
+        name: name.into(),
+        argv,
+        timeout: Duration::from_secs(90),
+        stops_itself,
+    };
+    let sample = env
+        .launch_once(0)
+        .expect("the kernel never printed its command line");
+    Duration::from_secs_f64(sample.value / 1e6)
 }
 
 fn linux(c: &mut Criterion) {
-    let dir = guest_dir();
-    let (kernel, initrd) = (dir.join("vmlinux"), dir.join("initramfs.cpio"));
-    if !Path::new("/dev/kvm").exists() || !kernel.exists() || !initrd.exists() {
-        eprintln!(
-            "vm: Linux rows not measured here: need /dev/kvm and {} (scripts/build-guest.sh)",
-            kernel.display()
-        );
-        return;
-    }
-    let isolab = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/isolab");
-    let mut group = c.benchmark_group("linux-boot");
+    let (kernel, initrd) = match linux_boot::guest_images() {
+        Ok(images) if Path::new("/dev/kvm").exists() => images,
+        Ok(_) => {
+            eprintln!("vm: Linux rows not measured here: /dev/kvm is missing");
+            return;
+        }
+        Err(reason) => {
+            eprintln!("vm: Linux rows not measured here: {reason}");
+            return;
+        }
+    };
+    let mut group = c.benchmark_group("startup");
     group
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .warm_up_time(Duration::from_millis(100))
         .measurement_time(Duration::from_secs(8));
-    if isolab.exists() {
-        group.bench_function(BenchmarkId::new("isolab-microvm", "banner"), |b| {
-            b.iter_custom(|n| {
-                (0..n)
-                    .map(|_| {
-                        time_to_mark(Command::new(&isolab).args([
-                            "vm",
-                            "run",
-                            "--kernel",
-                            kernel.to_str().unwrap(),
-                            "--initrd",
-                            initrd.to_str().unwrap(),
-                            "--cmdline",
-                            CMDLINE,
-                            "--timeout",
-                            "60s",
-                        ]))
-                    })
-                    .sum()
-            })
-        });
-    } else {
-        eprintln!("vm: isolab-microvm/banner not measured: build target/release/isolab first");
+    let w = "linux-to-command-line";
+    match isolab_exe() {
+        Some(isolab) => {
+            group.bench_function(BenchmarkId::new("isolab-microvm-linux", w), |b| {
+                b.iter_custom(|n| {
+                    (0..n)
+                        .map(|_| {
+                            time_to_mark(
+                                "isolab-microvm-linux",
+                                linux_boot::isolab_argv(&isolab, &kernel, &initrd),
+                                true,
+                            )
+                        })
+                        .sum()
+                })
+            });
+        }
+        None => eprintln!(
+            "vm: isolab-microvm-linux not measured: build the isolab binary (cargo build \
+             --release -p isolab-cli) or set ISOLAB_EXE"
+        ),
     }
     if which("qemu-system-x86_64").is_some() {
-        // QEMU refuses plain `-cpu host` on this kind of host (MSR 0x10a); these two features
-        // are the ones PLATFORM.md found it needs switched off. cx16 is hidden by isolab too.
-        group.bench_function(BenchmarkId::new("qemu-microvm", "banner"), |b| {
+        group.bench_function(BenchmarkId::new("qemu-microvm", w), |b| {
             b.iter_custom(|n| {
                 (0..n)
                     .map(|_| {
-                        time_to_mark(Command::new("qemu-system-x86_64").args([
-                            "-M",
-                            "microvm",
-                            "-enable-kvm",
-                            "-cpu",
-                            "host,-arch-capabilities,-cx16",
-                            "-m",
-                            "256",
-                            "-nodefaults",
-                            "-no-user-config",
-                            "-nographic",
-                            "-serial",
-                            "stdio",
-                            "-kernel",
-                            kernel.to_str().unwrap(),
-                            "-initrd",
-                            initrd.to_str().unwrap(),
-                            "-append",
-                            CMDLINE,
-                        ]))
+                        time_to_mark(
+                            "qemu-microvm",
+                            linux_boot::qemu_argv(&kernel, &initrd),
+                            false,
+                        )
                     })
                     .sum()
             })
         });
     } else {
-        eprintln!("vm: qemu-microvm/banner not measured here: qemu-system-x86_64 not installed");
+        eprintln!("vm: qemu-microvm not measured here: qemu-system-x86_64 not installed");
     }
     group.finish();
 }

@@ -279,7 +279,9 @@ impl Drop for HiddenCgroup2Thread {
     }
 }
 
-fn hide_cgroup2_mount() -> Result<(), NotMeasured> {
+/// Unshares this thread's mount namespace and unmounts `/sys/fs/cgroup/unified` in it (see
+/// [`HiddenCgroup2Thread`]); children forked from this thread inherit the view.
+pub fn hide_cgroup2_mount() -> Result<(), NotMeasured> {
     use nix::mount::{mount, umount2, MntFlags, MsFlags};
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| NotMeasured(format!("unshare(CLONE_NEWNS) for crun: {e}")))?;
@@ -418,26 +420,30 @@ impl<'a> IsolabContainer<'a> {
 
     /// Runs the workload once and returns the engine's outcome (for memory rows).
     pub fn run_once(&mut self, index: usize) -> Result<(f64, RunOutcome), NotMeasured> {
-        let spec = self
-            .spec
-            .as_ref()
-            .ok_or_else(|| NotMeasured("container row used before prepare".into()))?;
         let id = format!(
             "bench-{}-{}-{index}",
             std::process::id(),
             &self.variant.name()[17..]
         );
+        self.run_as(&id)
+    }
+
+    /// Runs the workload once as container `id` (unique among running ones). Takes `&self` so
+    /// several threads can start the same prepared row at once (the scaling question).
+    pub fn run_as(&self, id: &str) -> Result<(f64, RunOutcome), NotMeasured> {
+        let spec = self
+            .spec
+            .as_ref()
+            .ok_or_else(|| NotMeasured("container row used before prepare".into()))?;
+        let id = id.to_string();
         let t = Instant::now();
         let mut ctx = RunContext::new(id.clone());
         ctx.cgroups = self.cgroups;
         ctx.seccomp = self.seccomp;
         let base = self.scratch.join(&id);
         if self.variant.overlay() {
-            let dirs = OverlayDirs::on_disk(
-                base.join("upper"),
-                base.join("work"),
-                base.join("merged"),
-            );
+            let dirs =
+                OverlayDirs::on_disk(base.join("upper"), base.join("work"), base.join("merged"));
             for d in [&dirs.upper, &dirs.work, &dirs.merged] {
                 std::fs::create_dir_all(d)
                     .map_err(|e| NotMeasured(format!("creating {}: {e}", d.display())))?;
@@ -548,6 +554,16 @@ impl Environment for IsolabContainer<'_> {
     }
 }
 
+/// Whether /dev/kvm opens read-write here (every VM row's `prepare`).
+pub fn kvm_usable() -> Result<(), NotMeasured> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .map(drop)
+        .map_err(|e| NotMeasured(format!("/dev/kvm cannot be opened: {e}")))
+}
+
 /// isolab's microVM running its own stub guest, in this process.
 #[derive(Debug)]
 pub struct MicroVmStub {
@@ -595,12 +611,7 @@ impl Environment for MicroVmStub {
         self.name.clone()
     }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
-        std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/kvm")
-            .map(drop)
-            .map_err(|e| NotMeasured(format!("/dev/kvm cannot be opened: {e}")))
+        kvm_usable()
     }
     fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
         let (us, report) = self.boot()?;

@@ -4,12 +4,15 @@
 //! Read in this order: [`schema`] (what a result file holds), [`stats`] (how samples become
 //! a median and percentiles), [`fingerprint`] (what machine it was), [`export`] (JSON/CSV).
 
+pub mod density;
 pub mod environment;
 pub mod export;
 pub mod fingerprint;
 pub mod fixture;
+pub mod linux_boot;
 pub mod probes;
 pub mod runner;
+pub mod scaling;
 pub mod schema;
 pub mod stats;
 

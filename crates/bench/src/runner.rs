@@ -14,12 +14,15 @@
 //! - **Nothing estimated.** An environment that cannot run, or fails part-way, becomes a
 //!   `not_measured` row with the reason; a row's figures are only ever its own samples.
 
+use crate::density;
 use crate::environment::{
     self as env, Environment, HiddenCgroup2Thread, HostProcess, IsolabContainer, MicroVmStub,
     NotMeasured, PeerCommand, Sample, Unavailable, Variant,
 };
 use crate::fixture::{self, Fixture};
+use crate::linux_boot;
 use crate::probes::Probe;
+use crate::scaling::{self, Concurrent, Measure, Target};
 use crate::schema::{Outcome, Question, Results, Row, Settings, Unit, SCHEMA_VERSION};
 use crate::stats;
 use isolab_cgroups::CgroupRoot;
@@ -44,7 +47,14 @@ pub struct RunConfig {
     pub isolab_exe: Option<PathBuf>,
     /// Print a progress line on stderr.
     pub progress: bool,
+    /// The memory budget the density rows fill with idle instances.
+    pub density_budget_bytes: u64,
 }
+
+/// The default density budget: 1 GiB.
+pub const DEFAULT_DENSITY_BUDGET_BYTES: u64 = 1 << 30;
+/// At most this many idle instances of one kind: bounds the run's time, threads and PIDs.
+pub const DENSITY_CAP: usize = 256;
 
 impl Default for RunConfig {
     fn default() -> Self {
@@ -54,6 +64,7 @@ impl Default for RunConfig {
             samples: None,
             isolab_exe: None,
             progress: false,
+            density_budget_bytes: DEFAULT_DENSITY_BUDGET_BYTES,
         }
     }
 }
@@ -76,7 +87,9 @@ impl RunConfig {
 /// Why the run as a whole could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
-    #[error("no questions to ask: pass at least one of startup, memory, syscall, cpu to --only")]
+    #[error(
+        "no questions to ask: pass at least one of startup, memory, syscall, cpu, scaling to --only"
+    )]
     NoQuestions,
 }
 
@@ -86,6 +99,8 @@ struct Plan<'a> {
     workload: String,
     unit: Unit,
     note: Option<String>,
+    /// At most this many samples (slow rows such as a Linux boot), whatever the question's.
+    samples_cap: Option<usize>,
     env: Box<dyn Environment + 'a>,
 }
 
@@ -96,11 +111,16 @@ impl<'a> Plan<'a> {
             workload: workload.to_string(),
             unit,
             note: None,
+            samples_cap: None,
             env: Box::new(env),
         }
     }
     fn note(mut self, note: &str) -> Self {
         self.note = Some(note.to_string());
+        self
+    }
+    fn samples_cap(mut self, cap: usize) -> Self {
+        self.samples_cap = Some(cap.max(1));
         self
     }
 }
@@ -137,11 +157,12 @@ struct Shared {
     cgroups: Option<CgroupRoot>,
     crun_thread: Result<HiddenCgroup2Thread, NotMeasured>,
     isolab_exe: Option<PathBuf>,
+    cpl0_native: Option<bool>,
     cpl0_detail: String,
 }
 
 impl Shared {
-    fn new(config: &RunConfig, cpl0_detail: String) -> Shared {
+    fn new(config: &RunConfig, cpl0_native: Option<bool>, cpl0_detail: String) -> Shared {
         let (fixture, fixture_error) = match fixture::container_skip_reason() {
             Some(reason) => (None, Some(reason)),
             None => match Fixture::new() {
@@ -155,6 +176,7 @@ impl Shared {
             cgroups: CgroupRoot::detect().ok(),
             crun_thread: HiddenCgroup2Thread::start(),
             isolab_exe: config.isolab_exe.clone(),
+            cpl0_native,
             cpl0_detail,
         }
     }
@@ -217,14 +239,6 @@ impl Shared {
             .map_err(|e| format!("writing probe {}: {e}", host.display()))?;
         Ok((format!("/probes/{name}"), host))
     }
-
-    fn linux_vm_reason(&self, what: &str) -> String {
-        format!(
-            "{what}: booting a Linux guest is not wired into this build of the bench yet \
-             (guest kernel mode on this host: {})",
-            self.cpl0_detail
-        )
-    }
 }
 
 fn os(args: &[&str]) -> Vec<OsString> {
@@ -243,7 +257,11 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
     let started = Instant::now();
     let started_at = crate::fingerprint::rfc3339_utc(std::time::SystemTime::now());
     let fingerprint = crate::fingerprint::take(true);
-    let shared = Shared::new(config, fingerprint.guest_cpl0_detail.clone());
+    let shared = Shared::new(
+        config,
+        fingerprint.guest_cpl0_native,
+        fingerprint.guest_cpl0_detail.clone(),
+    );
     let mut rows = Vec::new();
     for &question in &config.questions {
         let plans = match question {
@@ -251,6 +269,7 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
             Question::Memory => memory_plans(&shared),
             Question::Syscall => syscall_plans(&shared),
             Question::Cpu => cpu_plans(&shared),
+            Question::Scaling => scaling_plans(&shared),
         };
         rows.extend(measure(
             question,
@@ -258,6 +277,9 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
             config.samples_for(question),
             config.progress,
         ));
+        if question == Question::Memory {
+            rows.extend(density_rows(&shared, config));
+        }
     }
     fill_ratios(&mut rows);
     Ok(Results {
@@ -296,22 +318,31 @@ fn measure(
             Ok(Vec::with_capacity(samples))
         })
         .collect();
-    let live = state.iter().filter(|s| s.is_ok()).count();
+    let cap = |p: &Plan<'_>| p.samples_cap.unwrap_or(samples).min(samples);
     let mut bar = Progress {
         enabled: progress,
         done: 0,
-        total: live * samples,
+        total: plans
+            .iter()
+            .zip(&state)
+            .filter(|(_, s)| s.is_ok())
+            .map(|(p, _)| cap(p))
+            .sum(),
     };
     for i in 0..samples {
         for (plan, st) in plans.iter_mut().zip(state.iter_mut()) {
             let Ok(collected) = st else { continue };
+            if i >= cap(plan) {
+                continue;
+            }
             bar.tick(question, &plan.env.name());
             match plan.env.launch_once(i) {
                 Ok(s) => collected.push(s),
                 Err(e) => {
                     *st = Err(NotMeasured(format!(
-                        "failed at sample {} of {samples}: {e}",
-                        i + 1
+                        "failed at sample {} of {}: {e}",
+                        i + 1,
+                        cap(plan)
                     )))
                 }
             }
@@ -416,6 +447,7 @@ fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
             workload: w.into(),
             unit: Unit::Us,
             note: None,
+            samples_cap: None,
             env: shared.container(variant, &["/bin/true"]),
         });
     }
@@ -429,35 +461,83 @@ fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
         Plan::new(q, w, Unit::Us, vm)
             .note("KVM VM create → guest's first instruction → exit → teardown, in-process"),
     );
-    let linux = if config.quick {
-        "skipped by --quick (a Linux guest boot is slow)".to_string()
-    } else {
-        shared.linux_vm_reason("isolab microVM with Linux")
-    };
-    plans.push(Plan::new(
-        q,
-        w,
-        Unit::Us,
-        Unavailable {
-            name: "isolab-microvm-linux".into(),
-            reason: linux,
-        },
-    ));
-    let qemu = match fixture::which("qemu-system-x86_64") {
-        None => "qemu-system-x86_64 not installed".to_string(),
-        Some(_) if config.quick => "skipped by --quick (a Linux guest boot is slow)".into(),
-        Some(_) => shared.linux_vm_reason("qemu -M microvm with the same kernel"),
-    };
-    plans.push(Plan::new(
-        q,
-        w,
-        Unit::Us,
-        Unavailable {
-            name: "qemu-microvm".into(),
-            reason: qemu,
-        },
-    ));
+    plans.extend(linux_boot_plans(shared, config));
     plans
+}
+
+/// Samples of a Linux boot row (each one is a whole VM boot to the banner, ~0.6 s here).
+const LINUX_BOOT_SAMPLES: usize = 5;
+const LINUX_BOOT_SAMPLES_QUICK: usize = 3;
+
+/// isolab's VMM and QEMU's microvm machine booting the same Linux kernel to its banner.
+fn linux_boot_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
+    let q = Question::Startup;
+    let w = "linux-to-command-line";
+    let cap = if config.quick {
+        LINUX_BOOT_SAMPLES_QUICK
+    } else {
+        LINUX_BOOT_SAMPLES
+    };
+    let note = linux_boot::boot_note(shared.cpl0_native, &shared.cpl0_detail);
+    let timeout = std::time::Duration::from_secs(90);
+    let missing = |name: &str, reason: String| {
+        Plan::new(
+            q,
+            w,
+            Unit::Us,
+            Unavailable {
+                name: name.into(),
+                reason,
+            },
+        )
+    };
+    let images = linux_boot::guest_images();
+    let isolab = match (&images, &shared.isolab_exe) {
+        (Err(reason), _) => missing("isolab-microvm-linux", reason.clone()),
+        (_, None) => missing(
+            "isolab-microvm-linux",
+            "needs the isolab binary (run it as `isolab bench`)".into(),
+        ),
+        (Ok((kernel, initrd)), Some(exe)) => Plan::new(
+            q,
+            w,
+            Unit::Us,
+            linux_boot::TimeToConsoleLine {
+                name: "isolab-microvm-linux".into(),
+                argv: linux_boot::isolab_argv(exe, kernel, initrd),
+                timeout,
+                stops_itself: true,
+            },
+        )
+        .note(&format!(
+            "{note}; includes stopping the VM (`vm run --until` prints the console when it stops)"
+        ))
+        .samples_cap(cap),
+    };
+    let qemu = match (&images, fixture::which("qemu-system-x86_64")) {
+        (_, None) => missing(
+            "qemu-microvm",
+            "qemu-system-x86_64 not installed: apt-get install qemu-system-x86".into(),
+        ),
+        (Err(reason), _) => missing("qemu-microvm", reason.clone()),
+        (Ok((kernel, initrd)), Some(_)) => Plan::new(
+            q,
+            w,
+            Unit::Us,
+            linux_boot::TimeToConsoleLine {
+                name: "qemu-microvm".into(),
+                argv: linux_boot::qemu_argv(kernel, initrd),
+                timeout,
+                stops_itself: false,
+            },
+        )
+        .note(&format!(
+            "{note}; `qemu-system-x86_64 -M microvm -cpu host,-arch-capabilities,-cx16 -m 256`, \
+             killed after the line (outside the timing)"
+        ))
+        .samples_cap(cap),
+    };
+    vec![isolab, qemu]
 }
 
 /// crun, runc, bwrap, unshare and podman running busybox `true` from the same rootfs.
@@ -567,15 +647,95 @@ fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<P
         }
     }
     plans.push(match fixture::which("podman") {
-        None => missing("podman", "podman not installed".into()),
-        Some(_) => missing(
+        None => missing(
             "podman",
-            "podman is installed but this build of the bench does not drive it yet \
-             (it needs `podman import` of the rootfs and --cgroup-manager cgroupfs)"
-                .into(),
+            "podman not installed: apt-get install podman".into(),
         ),
+        Some(_) => match shared.crun_via() {
+            Err(e) => missing("podman", e.0),
+            Ok(via) => Plan::new(
+                q,
+                w,
+                unit,
+                Podman {
+                    rootfs: fx.rootfs(),
+                    tar: fx.scratch().join("rootfs.tar"),
+                    image: format!("isolab-bench-{}", std::process::id()),
+                    via,
+                    imported: false,
+                },
+            )
+            .note(
+                "podman run --rm --network none of the same rootfs (podman import), with \
+                 --cgroup-manager cgroupfs and nofile/nproc ulimits, from the thread that hides \
+                 the cgroup2 mount (podman's crun refuses a hybrid layout otherwise)",
+            ),
+        },
     });
     plans
+}
+
+/// podman, the docker-compatible CLI, running the same rootfs as an imported image.
+///
+/// No registry: `podman import` turns a tar of the bench rootfs into an image (outside the
+/// timing). On a hybrid cgroup host without systemd podman needs `--cgroup-manager cgroupfs`,
+/// explicit `nofile`/`nproc` ulimits (it refuses to copy the host's), and — since it runs
+/// crun — the cgroup2 mount hidden, so it is started from [`HiddenCgroup2Thread`].
+struct Podman<'a> {
+    rootfs: PathBuf,
+    tar: PathBuf,
+    image: String,
+    via: &'a HiddenCgroup2Thread,
+    imported: bool,
+}
+
+impl Environment for Podman<'_> {
+    fn name(&self) -> String {
+        "podman".into()
+    }
+    fn prepare(&mut self) -> Result<(), NotMeasured> {
+        env::time_command(
+            std::process::Command::new("tar")
+                .arg("-C")
+                .arg(&self.rootfs)
+                .arg("-cf")
+                .arg(&self.tar)
+                .arg("."),
+        )?;
+        let mut argv = os(&["podman", "import"]);
+        argv.push(self.tar.clone().into());
+        argv.push(self.image.clone().into());
+        self.via.run(argv)?;
+        self.imported = true;
+        Ok(())
+    }
+    fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
+        let argv = os(&[
+            "podman",
+            "--cgroup-manager",
+            "cgroupfs",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+            &self.image,
+            "/bin/true",
+        ]);
+        self.via.run(argv).map(|c| Sample::value(c.wall_us))
+    }
+}
+
+impl Drop for Podman<'_> {
+    fn drop(&mut self) {
+        if self.imported {
+            let _ = self.via.run(os(&["podman", "rmi", "--force", &self.image]));
+        }
+        let _ = std::fs::remove_file(&self.tar);
+    }
 }
 
 // ---- Memory --------------------------------------------------------------------------------
@@ -832,21 +992,295 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
         workload: "true-cgroup-charge".into(),
         unit: Unit::Bytes,
         note: Some("peak memory charged to the container's cgroup".into()),
+        samples_cap: None,
         env: charge_env,
     });
     plans.push(
         Plan::new(q, "vmm-overhead", Unit::Bytes, VmmOverhead)
             .note("resident bytes of the (in-process) VMM beyond touched guest RAM, by mincore; includes the bench process's own heap"),
     );
-    plans.push(Plan::new(
-        q,
-        "density-1GiB",
-        Unit::Count,
-        Unavailable {
-            name: "containers-vs-microvms".into(),
-            reason: "density (idle instances started until a 1 GiB budget is full) is not implemented in this build of the bench".into(),
+    match &shared.isolab_exe {
+        Some(exe) => plans.push(
+            Plan::new(
+                q,
+                "idle-vmm",
+                Unit::Bytes,
+                density::IdleProcessRss {
+                    name: "isolab-microvm-cli".into(),
+                    argv: os(&[
+                        &path_str(exe),
+                        "vm",
+                        "run",
+                        "--guest",
+                        "stub:hang",
+                        "--memory",
+                        "64M",
+                        "--timeout",
+                        "60s",
+                    ]),
+                },
+            )
+            .note(
+                "VmRSS of one idle `isolab vm run --guest stub:hang --memory 64M` process, read \
+                 from /proc/PID/status once settled: the VMM in a process of its own, plus the \
+                 few guest pages the stub touched; KVM's kernel-side memory is not in it",
+            ),
+        ),
+        None => plans.push(Plan::new(
+            q,
+            "idle-vmm",
+            Unit::Bytes,
+            Unavailable {
+                name: "isolab-microvm-cli".into(),
+                reason: "needs the isolab binary (run it as `isolab bench`)".into(),
+            },
+        )),
+    }
+    plans
+}
+
+// ---- Density ------------------------------------------------------------------------------
+
+/// A row holding figures that were measured once, outside [`measure`] (density fills).
+fn direct_row(
+    environment: &str,
+    workload: &str,
+    unit: Unit,
+    figures: Result<Vec<f64>, NotMeasured>,
+    note: Option<String>,
+) -> Row {
+    let result = match figures {
+        Ok(samples) => match stats::summarize(&samples) {
+            Some(summary) => Outcome::Measured { samples, summary },
+            None => Outcome::NotMeasured {
+                reason: "no valid samples".into(),
+            },
         },
+        Err(NotMeasured(reason)) => Outcome::NotMeasured { reason },
+    };
+    Row {
+        question: Question::Memory,
+        environment: environment.into(),
+        workload: workload.into(),
+        unit,
+        result,
+        ratio_to_host: None,
+        phases_median_us: BTreeMap::new(),
+        note,
+    }
+}
+
+/// Two rows per kind: how many idle instances fit the budget, and each one's bytes.
+fn density_pair(
+    environment: &str,
+    budget_bytes: u64,
+    fill: Result<density::Fill, NotMeasured>,
+    how: &str,
+) -> [Row; 2] {
+    let label = density::budget_label(budget_bytes);
+    let note = |fill: &density::Fill| {
+        let mut note = how.to_string();
+        if fill.cap_hit {
+            note.push_str(&format!(
+                "; stopped at the cap of {DENSITY_CAP} instances before the budget was full, \
+                 so the count is a lower bound"
+            ));
+        }
+        if let Some(d) = fill.mem_available_drop_per_instance_bytes {
+            note.push_str(&format!(
+                "; system MemAvailable fell by {:.0} KiB per instance over the fill \
+                 (kernel memory included, and anything else running)",
+                d / 1024.0
+            ));
+        }
+        note
+    };
+    let (count, bytes, note) = match &fill {
+        Ok(f) => (
+            Ok(vec![f.count as f64]),
+            Ok(f.per_instance_bytes.clone()),
+            Some(note(f)),
+        ),
+        Err(e) => (Err(e.clone()), Err(e.clone()), None),
+    };
+    [
+        direct_row(
+            environment,
+            &format!("density-{label}"),
+            Unit::Count,
+            count,
+            note.clone(),
+        ),
+        direct_row(environment, "idle-instance", Unit::Bytes, bytes, note),
+    ]
+}
+
+/// Idle containers vs idle microVMs in one memory budget (skipped by `--quick`).
+fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
+    let budget = config.density_budget_bytes;
+    let skip = |why: &str| Err(NotMeasured(why.to_string()));
+    let quick = "skipped by --quick: density starts idle instances until the budget is full \
+                 (run without --quick)";
+    let containers = if config.quick {
+        skip(quick)
+    } else {
+        match (
+            shared.base_spec(&["/bin/sleep", "3600"]),
+            &shared.fixture,
+            &shared.cgroups,
+        ) {
+            (Err(reason), _, _) => Err(NotMeasured(reason)),
+            (_, None, _) => Err(NotMeasured(shared.unavailable("").reason)),
+            (_, _, None) => skip("no usable cgroup hierarchy on this host"),
+            (Ok(mut spec), Some(fx), Some(cg)) => {
+                spec.use_cgroup = true;
+                spec.resources = isolab_cgroups::Resources {
+                    memory_limit_bytes: Some(64 << 20),
+                    pids_limit: Some(64),
+                    ..Default::default()
+                };
+                spec.rootfs = isolab_container::RootfsSource::Dir(fx.rootfs());
+                density::fill_containers(&spec, cg, budget, DENSITY_CAP)
+            }
+        }
+    };
+    let vms = match (&shared.isolab_exe, config.quick) {
+        (_, true) => skip(quick),
+        (None, _) => skip("needs the isolab binary (run it as `isolab bench`)"),
+        (Some(exe), false) => density::fill_vmm_processes(
+            &os(&[
+                &path_str(exe),
+                "vm",
+                "run",
+                "--guest",
+                "stub:hang",
+                "--memory",
+                "64M",
+                "--timeout",
+                "900s",
+            ]),
+            budget,
+            DENSITY_CAP,
+        ),
+    };
+    let mut rows = Vec::new();
+    rows.extend(density_pair(
+        Variant::Cgroups.name(),
+        budget,
+        containers,
+        "idle `sleep` containers (namespaces + a 64 MiB memory cgroup each), started through \
+         the library until the sum of their cgroup charges plus the bench process's RSS \
+         growth (the launcher) passed the budget; bytes = charge + launcher share",
     ));
+    rows.extend(density_pair(
+        "isolab-microvm-stub-cli",
+        budget,
+        vms,
+        "idle `isolab vm run --guest stub:hang --memory 64M` processes (one VMM each, \
+         SIGSTOPped once settled because the stub idles in a busy loop), started until their \
+         summed PSS passed the budget; bytes = PSS (shared pages divided among the VMMs)",
+    ));
+    rows
+}
+
+// ---- Scaling ------------------------------------------------------------------------------
+
+/// isolab's full container, the stub microVM and crun, started 1, 2, 4, 8 at a time.
+fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
+    let q = Question::Scaling;
+    let mut plans = Vec::new();
+    // One prepared container serves every level: preparing once keeps one bridge anchor.
+    let container: Result<std::sync::Arc<IsolabContainer<'_>>, NotMeasured> =
+        match (shared.base_spec(&["/bin/true"]), &shared.fixture) {
+            (Err(reason), _) => Err(NotMeasured(reason)),
+            (_, None) => Err(NotMeasured(shared.unavailable("").reason)),
+            (Ok(spec), Some(fx)) => {
+                let mut c = IsolabContainer::new(
+                    Variant::Full,
+                    spec,
+                    fx.rootfs(),
+                    fx.scratch(),
+                    shared.cgroups.as_ref(),
+                );
+                c.prepare().map(|()| std::sync::Arc::new(c))
+            }
+        };
+    let crun = match (fixture::which("crun"), &shared.fixture) {
+        (None, _) => Err(NotMeasured("crun not installed".into())),
+        (_, None) => Err(NotMeasured(shared.unavailable("").reason)),
+        (Some(_), Some(fx)) => Ok(path_str(&fx.bundle())),
+    };
+    for n in scaling::LEVELS {
+        for measure in [Measure::Latency, Measure::Memory] {
+            let (workload, unit) = match measure {
+                Measure::Latency => (format!("true-x{n}"), Unit::Us),
+                Measure::Memory => (format!("peak-memory-x{n}"), Unit::Bytes),
+            };
+            let targets: [(&str, Result<Target<'_>, NotMeasured>); 3] = [
+                (
+                    Variant::Full.name(),
+                    container.clone().map(Target::Container),
+                ),
+                (
+                    "isolab-microvm-stub",
+                    Ok(Target::MicroVm(StubOptions::default())),
+                ),
+                (
+                    "crun",
+                    crun.clone().map(|bundle| Target::Command {
+                        argv: Box::new(move |round, i| {
+                            let id = format!(
+                                "isolab-bench-scale-{}-{n}-{round}-{i}",
+                                std::process::id()
+                            );
+                            os(&["crun", "run", "--bundle", &bundle, &id])
+                        }),
+                        threads: Vec::new(),
+                    }),
+                ),
+            ];
+            for (name, target) in targets {
+                let note = match (measure, name) {
+                    (Measure::Latency, _) => format!(
+                        "{n} started at once (a barrier releases {n} threads); mean \
+                         per-instance launch → exit; slowest/fastest in the phases"
+                    ),
+                    (Measure::Memory, "isolab-microvm-stub") => format!(
+                        "{n} stub VMs at once in this process: how far its resident set rose \
+                         (VmHWM after a clear_refs reset); KVM's kernel-side memory (vCPU \
+                         state, shadow page tables) is not in it"
+                    ),
+                    (Measure::Memory, _) => format!(
+                        "{n} at once: the sum of their cgroups' peak charges + how far this \
+                         process's resident set rose (VmHWM after a clear_refs reset)"
+                    ),
+                };
+                let plan = match target {
+                    Ok(target) => Plan::new(
+                        q,
+                        &workload,
+                        unit,
+                        Concurrent {
+                            name: name.into(),
+                            n,
+                            measure,
+                            target,
+                        },
+                    ),
+                    Err(NotMeasured(reason)) => Plan::new(
+                        q,
+                        &workload,
+                        unit,
+                        Unavailable {
+                            name: name.into(),
+                            reason,
+                        },
+                    ),
+                };
+                plans.push(plan.note(&note));
+            }
+        }
+    }
     plans
 }
 
@@ -1044,6 +1478,7 @@ fn probe_rows<'a>(
                     workload: workload.into(),
                     unit,
                     note: None,
+                    samples_cap: None,
                     env,
                 });
             }
@@ -1068,7 +1503,7 @@ fn probe_rows<'a>(
 const GETPID_CALLS: u64 = 200_000;
 const CPU_ITERATIONS: u64 = 20_000_000;
 const MEMORY_BUFFER_BYTES: u64 = 32 << 20;
-const MEMORY_PASSES: u64 = 4;
+const MEMORY_PASSES: u64 = 16;
 
 fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
     let q = Question::Syscall;

@@ -21,8 +21,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped when a field is added, removed or changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Bumped when a field is added, removed or changes meaning (2: the `scaling` question).
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// One whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,15 +64,18 @@ pub enum Question {
     Syscall,
     /// C3: a CPU-bound loop and a memory pass, as ratios to the host.
     Cpu,
+    /// C1/C2 under load: start latency and memory with 1, 2, 4, 8 instances started at once.
+    Scaling,
 }
 
 impl Question {
     /// Every question, in the order a full run asks them.
-    pub const ALL: [Question; 4] = [
+    pub const ALL: [Question; 5] = [
         Question::Startup,
         Question::Memory,
         Question::Syscall,
         Question::Cpu,
+        Question::Scaling,
     ];
 
     /// The name used by `--only` and in the JSON.
@@ -82,6 +85,7 @@ impl Question {
             Question::Memory => "memory",
             Question::Syscall => "syscall",
             Question::Cpu => "cpu",
+            Question::Scaling => "scaling",
         }
     }
 }
@@ -94,7 +98,7 @@ impl std::fmt::Display for Question {
 
 /// `--only` named a question that does not exist.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown bench question {0:?}: choose from startup, memory, syscall, cpu")]
+#[error("unknown bench question {0:?}: choose from startup, memory, syscall, cpu, scaling")]
 pub struct UnknownQuestion(pub String);
 
 impl std::str::FromStr for Question {

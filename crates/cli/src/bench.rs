@@ -17,7 +17,7 @@ pub struct BenchArgs {
     /// Few samples and only the fast rows (under 2 minutes).
     #[arg(long)]
     pub quick: bool,
-    /// Only these questions, comma-separated: startup, memory, syscall, cpu.
+    /// Only these questions, comma-separated: startup, memory, syscall, cpu, scaling.
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     pub only: Vec<Question>,
     /// Where to write the JSON results.
@@ -32,6 +32,10 @@ pub struct BenchArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
+    /// Memory budget the density rows fill with idle containers and idle microVMs
+    /// (K, M or G suffix).
+    #[arg(long, value_name = "SIZE", default_value = "1G")]
+    pub density_budget: String,
 }
 
 /// Runs the bench; returns the process exit code (0: the run finished and its file is written,
@@ -39,6 +43,14 @@ pub struct BenchArgs {
 pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
     if args.samples == Some(0) {
         bail!("--samples must be at least 1");
+    }
+    let density_budget_bytes = isolab_microvm::parse_memory_size(&args.density_budget)
+        .with_context(|| format!("--density-budget {:?}", args.density_budget))?;
+    if density_budget_bytes < 1 << 20 {
+        bail!(
+            "--density-budget {} is too small: give at least 1M (e.g. 1G)",
+            args.density_budget
+        );
     }
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!(
@@ -62,6 +74,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         samples: args.samples,
         isolab_exe: std::env::current_exe().ok(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
+        density_budget_bytes,
     };
     let results = isolab_bench::run(&config)?;
     export::write_file(&JsonExporter, &results, &args.out)

@@ -132,9 +132,10 @@ pub struct RunArgs {
     #[arg(long, conflicts_with_all = ["memory", "memory_swap", "cpus", "cpu_shares", "cpuset_cpus", "cpuset_mems", "pids_limit", "io_weight"])]
     pub no_cgroup: bool,
 
-    /// Network: none (loopback only), host, or bridge (eth0 on isolab's bridge).
-    #[arg(long, value_enum, default_value = "none")]
-    pub net: NetArg,
+    /// Network: none (loopback only), host, or bridge (eth0 on isolab's bridge). Default: none,
+    /// or host when --namespaces leaves out net.
+    #[arg(long, value_enum)]
+    pub net: Option<NetArg>,
     /// Bind-mount a host path: HOST:CONTAINER[:ro].
     #[arg(short = 'v', long = "volume", value_name = "HOST:CONTAINER[:ro]")]
     pub volumes: Vec<String>,
@@ -229,7 +230,12 @@ pub fn spec_from_args(args: &RunArgs, rootfs: RootfsSource) -> Result<ContainerS
     if spec.namespaces.contains(Namespace::User) {
         spec.id_mapping = Some(parse_userns_map(&args.userns_map)?);
     }
-    spec.network = match args.net {
+    let default_net = if spec.namespaces.contains(Namespace::Net) {
+        NetArg::None
+    } else {
+        NetArg::Host
+    };
+    spec.network = match args.net.unwrap_or(default_net) {
         NetArg::None => NetworkMode::None,
         NetArg::Host => {
             spec.namespaces.remove(Namespace::Net);

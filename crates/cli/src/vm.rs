@@ -64,6 +64,10 @@ pub struct RunArgs {
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
+    /// Stub guest: also measure the VMM's resident memory beyond guest RAM (reported with
+    /// --json as `footprint`), the way Firecracker does: process RSS minus guest pages touched.
+    #[arg(long, requires = "guest")]
+    measure_rss: bool,
     /// Stop the guest cleanly as soon as its console prints TEXT (e.g. "Command line:" to time
     /// a kernel to its banner, on hosts where it cannot go further).
     #[arg(long, value_name = "TEXT", requires = "kernel")]
@@ -114,7 +118,7 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
                 memory_bytes,
                 timeout,
                 cpuid: false,
-                measure_rss: false,
+                measure_rss: args.measure_rss,
             },
         )?;
         if args.timings {

@@ -94,6 +94,19 @@ fn quick_startup_bench_writes_a_measured_result_file() {
     } else {
         assert!(matches!(&vm.result, Outcome::NotMeasured { reason } if !reason.is_empty()));
     }
+    // The Linux boot rows: measured where the guest kernel, /dev/kvm and QEMU are here,
+    // otherwise a reason — never dropped.
+    for env in ["isolab-microvm-linux", "qemu-microvm"] {
+        let r = results
+            .rows
+            .iter()
+            .find(|r| r.environment == env && r.workload == "linux-to-command-line")
+            .unwrap_or_else(|| panic!("no {env} row"));
+        if let Outcome::Measured { summary, .. } = &r.result {
+            assert!(summary.n <= 3, "{env}: --quick takes at most 3 boots");
+            assert!(r.note.as_deref().unwrap_or("").contains("Command line:"));
+        }
+    }
     // Every row that was not measured says why.
     for r in &results.rows {
         if let Outcome::NotMeasured { reason } = &r.result {
@@ -124,4 +137,89 @@ fn bad_flags_are_one_line_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(125));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--samples must be at least 1"));
+}
+
+#[test]
+fn density_fills_a_small_budget_and_cleans_up() {
+    if !nix::unistd::Uid::effective().is_root() || std::fs::File::open("/dev/kvm").is_err() {
+        eprintln!("skipping: density needs root (containers) and /dev/kvm (microVMs)");
+        return;
+    }
+    if !std::path::Path::new("/bin/busybox").exists() {
+        eprintln!("skipping: /bin/busybox missing (install busybox-static)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("results.json");
+    let out = isolab()
+        .args([
+            "bench",
+            "--only",
+            "memory",
+            "--samples",
+            "1",
+            "--density-budget",
+            "16M",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "isolab bench failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let results: Results = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for env in ["isolab-container-cgroups", "isolab-microvm-stub-cli"] {
+        let count = results
+            .rows
+            .iter()
+            .find(|r| r.environment == env && r.workload == "density-16MiB")
+            .unwrap_or_else(|| panic!("no density row for {env}"));
+        assert_eq!(count.unit, Unit::Count);
+        let n = match &count.result {
+            Outcome::Measured { samples, .. } => samples[0],
+            Outcome::NotMeasured { reason } => panic!("{env} density not measured: {reason}"),
+        };
+        // 16 MiB holds some idle instances of either kind, and far fewer than the cap.
+        assert!((1.0..256.0).contains(&n), "{env}: {n}");
+        let bytes = results
+            .rows
+            .iter()
+            .find(|r| r.environment == env && r.workload == "idle-instance")
+            .unwrap();
+        let s = bytes.result.summary().expect("per-instance bytes");
+        // Every started instance was measured: those that fit plus the one that did not.
+        assert_eq!(s.n as f64, n + 1.0, "{env}");
+        assert!(s.median > 0.0);
+        assert!(!bytes.note.as_deref().unwrap_or("").contains("cap of"));
+    }
+    // Nothing is left running: no stub VMM processes from this run, no density cgroups.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    let ps = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        !ps.lines()
+            .any(|l| l.contains("stub:hang") && l.contains("900s")),
+        "{ps}"
+    );
+}
+
+#[test]
+fn a_bad_density_budget_is_a_one_line_error() {
+    let out = isolab()
+        .args([
+            "bench",
+            "--density-budget",
+            "lots",
+            "--out",
+            "/nonexistent/x.json",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--density-budget"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }

@@ -430,8 +430,15 @@ fn in_memory_writable_layer_leaves_nothing_on_disk() {
     let out = run("echo data > /etc/new && cat /etc/new > /out/r", None);
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(sb.read("r"), "data");
-    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0, "host dir must stay empty");
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "host dir must stay empty"
+    );
     // 64 MiB written into the layer with a 32 MiB limit: the tmpfs pages are the container's.
-    let out = run("head -c 67108864 /dev/zero > /big; echo wrote > /out/big", Some(32 << 20));
+    let out = run(
+        "head -c 67108864 /dev/zero > /big; echo wrote > /out/big",
+        Some(32 << 20),
+    );
     assert!(out.oom_killed || sb.read("big").is_empty(), "{out:?}");
 }
