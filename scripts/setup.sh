@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what isolab needs on a fresh Debian machine, idempotently: the peers it measures
-# against (crun, runc, bubblewrap, QEMU), busybox-static for the default image, iproute2 for
+# against (crun, runc, bubblewrap, podman, QEMU), busybox-static for the default image, iproute2 for
 # bridge networking, hyperfine for reference timings. Fast when everything is already there.
 #
 #   scripts/setup.sh            # packages only
@@ -14,7 +14,7 @@ fi
 
 # The Debian cloud kernel (and lz4, to unpack its vmlinux) is the "any distro kernel" guest the
 # microVM tests boot besides isolab's own kernel.
-packages=(busybox-static crun runc bubblewrap iproute2 iputils-ping hyperfine cpio
+packages=(busybox-static crun runc bubblewrap podman iproute2 iputils-ping hyperfine cpio
           qemu-system-x86 linux-image-cloud-amd64 lz4)
 missing=()
 for p in "${packages[@]}"; do
