@@ -16,6 +16,7 @@ build: setup
 demo: build
 	$(ISOLAB) container run --rm --timings -- sh -c 'echo "hello from $$(hostname): PID $$$$, $$(ls /proc | grep -c "^[0-9]") processes visible"'
 	$(ISOLAB) vm run --guest stub:true --timings
+	mkdir -p results
 	$(ISOLAB) bench --quick --out results/isolab-bench.json --csv results/isolab-bench.csv
 
 lint:
