@@ -444,9 +444,10 @@ impl ContainerRecord {
     }
 }
 
-/// Formats seconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC) without a date library:
-/// days → civil date with Howard Hinnant's `civil_from_days` algorithm.
-pub fn format_unix_utc(unix_s: u64) -> String {
+/// Splits seconds since the epoch into UTC `(year, month, day, hour, minute, second)` without
+/// a date library: days → civil date with Howard Hinnant's `civil_from_days` algorithm (eras of
+/// 400 years, March-based years so that the leap day is the last day of the year).
+pub fn utc_fields(unix_s: u64) -> (i64, i64, i64, u64, u64, u64) {
     let days = (unix_s / 86_400) as i64;
     let rem = unix_s % 86_400;
     let z = days + 719_468;
@@ -458,12 +459,13 @@ pub fn format_unix_utc(unix_s: u64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    (year, month, day, rem / 3600, rem / 60 % 60, rem % 60)
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn format_unix_utc(unix_s: u64) -> String {
+    let (year, month, day, h, m, s) = utc_fields(unix_s);
+    format!("{year:04}-{month:02}-{day:02} {h:02}:{m:02}:{s:02}")
 }
 
 /// The on-disk store of layers, images and containers under one home directory.

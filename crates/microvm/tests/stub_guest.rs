@@ -3,19 +3,8 @@
 use isolab_microvm::{boot_stub, Figure, StubOptions, VmError, Workload, WorkloadOutcome};
 use std::time::Duration;
 
-fn kvm_or_skip() -> bool {
-    match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/kvm")
-    {
-        Ok(_) => true,
-        Err(e) => {
-            eprintln!("skipping: /dev/kvm unavailable ({e})");
-            false
-        }
-    }
-}
+mod common;
+use common::kvm_or_skip;
 
 fn quick(iterations: u64) -> StubOptions {
     StubOptions {
