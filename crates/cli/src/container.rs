@@ -23,7 +23,7 @@ pub enum ContainerCommand {
     ///
     /// Examples:
     ///   isolab container run -- sh -c 'echo hello from $(hostname), I am PID $$'
-    ///   isolab container run --memory 32M -- sh -c 'x=$(head -c 100M /dev/zero | tr "\0" x)'
+    ///   isolab container run --memory 32M -- sh -c 'x=$(head -c 104857600 /dev/zero | tr "\0" x)'
     ///   isolab container run --userns -- id
     ///   isolab container run -t -- sh
     #[command(verbatim_doc_comment)]
