@@ -64,8 +64,14 @@ impl Containers {
         })
     }
 
-    /// A prepared isolab container row running `args` (paths inside the rootfs).
-    pub fn row(&self, variant: Variant, args: &[&str]) -> IsolabContainer<'_> {
+    /// A prepared isolab container row running `args` (paths inside the rootfs) under a memory
+    /// limit of `memory_limit_bytes`.
+    pub fn row(
+        &self,
+        variant: Variant,
+        args: &[&str],
+        memory_limit_bytes: u64,
+    ) -> IsolabContainer<'_> {
         let mut spec = isolab_container::oci::load_bundle(&self.fixture.bundle())
             .expect("loading the bench bundle");
         spec.args = args.iter().map(|a| a.to_string()).collect();
@@ -75,7 +81,8 @@ impl Containers {
             self.fixture.rootfs(),
             self.fixture.scratch(),
             Some(&self.cgroups),
-        );
+        )
+        .with_memory_limit(memory_limit_bytes);
         use isolab_bench::environment::Environment;
         row.prepare().expect("preparing the container row");
         row
@@ -157,6 +164,7 @@ pub fn stub_duration(workload: isolab_microvm::Workload, units: u64) -> Result<D
         workload,
         StubOptions {
             iterations: Some(units),
+            memory_bytes: isolab_bench::probes::stub_memory_bytes(workload),
             timeout: Duration::from_secs(60),
             ..StubOptions::default()
         },
@@ -233,8 +241,8 @@ impl ProbeBench<'_> {
                 let (long_in, _) = cs.probe(&format!("{}-long", self.workload), self.long);
                 let (short_in, _) = cs.probe(&format!("{}-short", self.workload), self.short);
                 for &v in self.variants {
-                    let mut l = cs.row(v, &[&long_in]);
-                    let mut s = cs.row(v, &[&short_in]);
+                    let mut l = cs.row(v, &[&long_in], self.long.container_memory_limit_bytes());
+                    let mut s = cs.row(v, &[&short_in], self.short.container_memory_limit_bytes());
                     group.bench_function(BenchmarkId::new(v.name(), self.workload), |b| {
                         b.iter_custom(|n| {
                             (0..n as usize)

@@ -23,7 +23,7 @@ fn memory(c: &mut Criterion<Bytes>) {
     match Containers::new() {
         Err(reason) => eprintln!("memory: container rows not measured here: {reason}"),
         Ok(cs) => {
-            let mut row = cs.row(Variant::Cgroups, &["/bin/true"]);
+            let mut row = cs.row(Variant::Cgroups, &["/bin/true"], 64 << 20);
             group.bench_function(
                 BenchmarkId::new(Variant::Cgroups.name(), "true-cgroup-charge"),
                 |b| {

@@ -74,6 +74,8 @@ _start:
     je w_hang
     cmp $8, %rdi
     je w_triple_fault
+    cmp $9, %rdi
+    je w_triad
     exit_guest 2
 
 /* true: leave at once. This is the create → first instruction → exit path. */
@@ -142,6 +144,46 @@ w_mem:
     jnz 4b
     dec %r10
     jnz 3b
+    mark 2
+    exit_guest 0
+
+/* triad: STREAM's a[i] = b[i] + s*c[i] over three f64 arrays that split the buffer in thirds.
+ * rsi = passes, rdx = buffer, rcx = bytes (3 x a multiple of 16). First touch sets every f64 to
+ * 1.0; then each pass reads b and c and writes a, two doubles per SSE2 step. The same code
+ * runs on the host and in a container as crates/bench/src/probes.rs (TRIAD). */
+w_triad:
+    mov %rdx, %r8               /* a */
+    mov %rcx, %r14
+    shr $3, %r14                /* qwords in a, b and c */
+    mov %rcx, %rax
+    xor %edx, %edx
+    mov $3, %ecx
+    div %rcx
+    mov %rax, %r13              /* bytes per array */
+    mov %rsi, %r12              /* passes */
+    lea (%r8,%r13), %r9         /* b */
+    lea (%r9,%r13), %r10        /* c */
+    mark 0
+    mov %r8, %rdi
+    mov %r14, %rcx
+    movabs $0x3ff0000000000000, %rax  /* 1.0 */
+    cld
+    rep stosq                   /* first touch */
+    mark 1
+    movabs $0x4008000000000000, %rax  /* s = 3.0 */
+    movq %rax, %xmm3
+    unpcklpd %xmm3, %xmm3
+6:  xor %eax, %eax
+7:  movupd (%r10,%rax), %xmm0
+    mulpd %xmm3, %xmm0
+    movupd (%r9,%rax), %xmm1
+    addpd %xmm1, %xmm0
+    movupd %xmm0, (%r8,%rax)
+    add $16, %rax
+    cmp %r13, %rax
+    jb 7b
+    dec %r12
+    jnz 6b
     mark 2
     exit_guest 0
 

@@ -5,11 +5,19 @@
 //! shared (one busybox or one VMM binary in the page cache serves every instance), the kernel
 //! spends memory of its own per instance (namespaces, page tables, KVM's vCPU state), and a
 //! guest's RAM only costs what the guest has touched. So this module does the experiment:
-//! start one idle instance after another, add up what each one is charged, stop when the next
-//! one would not fit the budget (or at a cap that keeps the run bounded), then kill everything
-//! and check nothing is left.
+//! start one idle instance after another and watch the one number that says whether the
+//! machine can take more: `MemAvailable` in `/proc/meminfo`, the kernel's estimate of how much
+//! memory new work can get without swapping (free pages plus the page cache and slab it could
+//! reclaim). The fill stops when `MemAvailable` has dropped by the budget since the start — the
+//! instance that crossed it did not fit — or at a cap, a time limit, or a floor of free memory
+//! that keeps the machine out of the OOM killer; [`FillStop`] says which. Then everything is
+//! killed and checked gone.
 //!
-//! How an instance's memory is counted, per kind:
+//! `MemAvailable` sees everything an instance costs, including what no per-process account
+//! shows: KVM's per-VM structures and shadow page tables, namespace objects, the kernel
+//! stacks and page tables of every process. Its weakness is that it is system-wide: anything
+//! else running on the machine moves it too, so the drop is only as clean as the machine is
+//! quiet. The per-process accounts below are recorded alongside as a second view:
 //!
 //! - **container**: the memory its cgroup is charged (`memory.usage_in_bytes` on cgroup v1,
 //!   `memory.current` on v2: the workload's anonymous memory, the page-cache pages it faulted
@@ -21,10 +29,8 @@
 //!   it. Summing RSS would count the shared VMM binary once per VM; summing PSS counts it once.
 //!   The VMM is the launcher, so its overhead is inside that figure.
 //!
-//! Memory the kernel keeps outside both accounts (KVM's per-VM structures and shadow page
-//! tables, namespace objects charged elsewhere) shows up only system-wide, so the drop of
-//! `MemAvailable` over the fill is recorded too — noisy (anything else on the machine moves
-//! it), which is why it is context, not the count.
+//! Those accounts undercount (the kernel's own memory per instance is outside them), which is
+//! why they are context and `MemAvailable` is the count.
 //!
 //! isolab's stub guest idles in a busy loop (`jmp .`), which on a small host would make the
 //! VMs fight for CPUs while they are being counted, so each VMM is stopped with `SIGSTOP` once
@@ -41,18 +47,124 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+/// The default floor: never let `MemAvailable` fall under 2 GiB while filling.
+pub const DEFAULT_FLOOR_BYTES: u64 = 2 << 30;
+
+/// When a fill stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FillLimits {
+    /// Stop once `MemAvailable` has fallen by this much since the start.
+    pub budget_bytes: u64,
+    /// At most this many instances (bounds threads, PIDs and cleanup time).
+    pub cap: usize,
+    /// Stop starting new instances after this long.
+    pub time_limit: Duration,
+    /// Stop once `MemAvailable` is under this, whatever the budget: the OOM guard.
+    pub floor_bytes: u64,
+}
+
+/// What stopped a fill.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FillStop {
+    /// `MemAvailable` dropped by the budget: the last instance did not fit.
+    Budget,
+    /// The instance cap: the count is a lower bound.
+    Cap,
+    /// The time limit: the count is a lower bound.
+    TimeLimit,
+    /// `MemAvailable` reached the floor before the budget was used: a lower bound, and the
+    /// budget is more than this machine can spare.
+    MemoryFloor,
+}
+
+impl FillStop {
+    /// The verdict after `started` instances, `elapsed` into the fill, with `MemAvailable`
+    /// at `avail_now` bytes having been `avail_before` at the start. `None`: start another.
+    pub fn check(
+        limits: &FillLimits,
+        started: usize,
+        elapsed: Duration,
+        avail_before: u64,
+        avail_now: u64,
+    ) -> Option<FillStop> {
+        if avail_before.saturating_sub(avail_now) >= limits.budget_bytes {
+            Some(FillStop::Budget)
+        } else if avail_now < limits.floor_bytes {
+            Some(FillStop::MemoryFloor)
+        } else if started >= limits.cap {
+            Some(FillStop::Cap)
+        } else if elapsed >= limits.time_limit {
+            Some(FillStop::TimeLimit)
+        } else {
+            None
+        }
+    }
+
+    /// A phrase for the row's note.
+    pub fn describe(self, limits: &FillLimits) -> String {
+        match self {
+            FillStop::Budget => format!(
+                "stopped by the budget: MemAvailable fell by {} (the last instance started \
+                 did not fit)",
+                budget_label(limits.budget_bytes)
+            ),
+            FillStop::Cap => format!(
+                "stopped at the cap of {} instances before the budget was used: a lower bound",
+                limits.cap
+            ),
+            FillStop::TimeLimit => format!(
+                "stopped by the time limit of {} s before the budget was used: a lower bound",
+                limits.time_limit.as_secs()
+            ),
+            FillStop::MemoryFloor => format!(
+                "stopped because MemAvailable reached the {} floor that keeps the machine out \
+                 of the OOM killer: a lower bound",
+                budget_label(limits.floor_bytes)
+            ),
+        }
+    }
+}
+
 /// What one fill found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fill {
-    /// Instances that fit in the budget (all of them when the cap was hit first).
+    /// Instances that fit (for [`FillStop::Budget`], all started but the last).
     pub count: usize,
-    /// Each started instance's bytes (its charge or PSS, plus its share of launcher growth),
-    /// measured with all of them running.
+    /// Instances started.
+    pub started: usize,
+    /// What stopped the fill.
+    pub stop: FillStop,
+    /// How far `MemAvailable` fell from the start to the moment the fill stopped (negative
+    /// when it rose: something else on the machine freed memory).
+    pub mem_available_drop_bytes: i64,
+    /// Each started instance's per-process account (its cgroup charge plus launcher share, or
+    /// its PSS), measured with all of them running: the second view (see module docs).
     pub per_instance_bytes: Vec<f64>,
-    /// The cap stopped the fill before the budget did: `count` is a lower bound.
-    pub cap_hit: bool,
-    /// How much `MemAvailable` fell over the fill, per instance (context; see module docs).
-    pub mem_available_drop_per_instance_bytes: Option<f64>,
+    /// How long the fill took.
+    pub elapsed: Duration,
+}
+
+impl Fill {
+    /// `MemAvailable` drop per started instance; `None` when it did not drop (the machine
+    /// was not quiet enough for the figure to mean anything).
+    pub fn mem_available_drop_per_instance_bytes(&self) -> Option<f64> {
+        (self.started > 0 && self.mem_available_drop_bytes > 0)
+            .then(|| self.mem_available_drop_bytes as f64 / self.started as f64)
+    }
+}
+
+/// Reads `MemAvailable` at the start of a fill and refuses one that would start under the floor.
+fn starting_available(limits: &FillLimits) -> Result<u64, NotMeasured> {
+    let avail = mem_available_bytes()
+        .ok_or_else(|| NotMeasured("cannot read MemAvailable from /proc/meminfo".into()))?;
+    if avail < limits.floor_bytes {
+        return Err(NotMeasured(format!(
+            "only {} MiB available, under the {} floor kept free during a density fill",
+            avail >> 20,
+            budget_label(limits.floor_bytes)
+        )));
+    }
+    Ok(avail)
 }
 
 /// Bytes as the shortest exact binary unit: `1GiB`, `512MiB`, `1000B`.
@@ -98,19 +210,13 @@ pub fn pss_bytes(pid: u32) -> Option<u64> {
     )
 }
 
-fn drop_per_instance(before: Option<u64>, after: Option<u64>, n: usize) -> Option<f64> {
-    let (b, a) = (before?, after?);
-    (n > 0).then(|| (b as f64 - a as f64) / n as f64)
-}
-
 /// Starts idle containers (`spec` must run something that waits, e.g. `sleep`) each in its own
-/// cgroup until their charges plus this process's RSS growth pass `budget_bytes`, or `cap`
-/// are running; then kills them all and checks their cgroups are gone.
+/// cgroup until one of `limits` stops the fill; then kills them all and checks their cgroups
+/// are gone.
 pub fn fill_containers(
     spec: &ContainerSpec,
     cgroups: &CgroupRoot,
-    budget_bytes: u64,
-    cap: usize,
+    limits: &FillLimits,
 ) -> Result<Fill, NotMeasured> {
     if !spec.use_cgroup {
         return Err(NotMeasured(
@@ -119,7 +225,8 @@ pub fn fill_containers(
     }
     let prefix = format!("bench-density-{}", std::process::id());
     let rss_before = self_rss_bytes().unwrap_or(0);
-    let avail_before = mem_available_bytes();
+    let avail_before = starting_available(limits)?;
+    let start = Instant::now();
     let charge = |id: &str| -> u64 {
         cgroups
             .open(id)
@@ -132,8 +239,8 @@ pub fn fill_containers(
         let mut running: Vec<(String, i32)> = Vec::new();
         let mut handles = Vec::new();
         let mut failure: Option<String> = None;
-        let mut over_budget = false;
-        while running.len() < cap {
+        let mut avail_now = avail_before;
+        let stop = loop {
             let id = format!("{prefix}-{}", running.len());
             let (tx, rx) = mpsc::channel();
             let thread_id = id.clone();
@@ -147,27 +254,36 @@ pub fn fill_containers(
             }));
             match rx.recv_timeout(Duration::from_secs(30)) {
                 Ok(pid) => running.push((id, pid)),
-                Err(_) => {
-                    failure = Some(format!("container {} did not start", running.len() + 1));
-                    break;
+                // Its thread has ended: joining it below gives the error it ended with.
+                Err(mpsc::RecvTimeoutError::Disconnected) => break FillStop::Cap,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    failure = Some(format!(
+                        "container {} did not start within 30 s",
+                        running.len() + 1
+                    ));
+                    break FillStop::Cap;
                 }
             }
             // The workload's own start (busybox mapping its pages) is over within a ms.
             std::thread::sleep(Duration::from_millis(2));
-            let growth = self_rss_bytes().unwrap_or(0).saturating_sub(rss_before);
-            let total: u64 = running.iter().map(|(id, _)| charge(id)).sum::<u64>() + growth;
-            if total > budget_bytes {
-                over_budget = true;
-                break;
+            avail_now = mem_available_bytes().unwrap_or(0);
+            if let Some(stop) = FillStop::check(
+                limits,
+                running.len(),
+                start.elapsed(),
+                avail_before,
+                avail_now,
+            ) {
+                break stop;
             }
-        }
+        };
+        let elapsed = start.elapsed();
         let n = running.len();
         let growth = self_rss_bytes().unwrap_or(0).saturating_sub(rss_before) as f64;
         let per_instance_bytes: Vec<f64> = running
             .iter()
             .map(|(id, _)| charge(id) as f64 + growth / n.max(1) as f64)
             .collect();
-        let avail_after = mem_available_bytes();
         // Clean up: kill every workload; each thread's run() then reaps it and removes its
         // cgroup (and everything else it made).
         for (_, pid) in &running {
@@ -206,13 +322,37 @@ pub fn fill_containers(
         if let Some(reason) = failure {
             return Err(NotMeasured(reason));
         }
-        Ok(Fill {
-            count: if over_budget { n - 1 } else { n },
+        Ok(fill(
+            n,
+            stop,
+            avail_before,
+            avail_now,
             per_instance_bytes,
-            cap_hit: !over_budget,
-            mem_available_drop_per_instance_bytes: drop_per_instance(avail_before, avail_after, n),
-        })
+            elapsed,
+        ))
     })
+}
+
+fn fill(
+    started: usize,
+    stop: FillStop,
+    avail_before: u64,
+    avail_now: u64,
+    per_instance_bytes: Vec<f64>,
+    elapsed: Duration,
+) -> Fill {
+    Fill {
+        count: if stop == FillStop::Budget {
+            started.saturating_sub(1)
+        } else {
+            started
+        },
+        started,
+        stop,
+        mem_available_drop_bytes: avail_before as i64 - avail_now as i64,
+        per_instance_bytes,
+        elapsed,
+    }
 }
 
 /// A field of `/proc/PID/status` (kB) as bytes.
@@ -302,18 +442,15 @@ pub fn settle(child: &mut Child, limit: Duration) -> Result<(), NotMeasured> {
 }
 
 /// Starts VMM processes (`argv` must keep a guest running, e.g. `isolab vm run --guest
-/// stub:hang`) until their summed PSS passes `budget_bytes` or `cap` run; stops each with
-/// SIGSTOP once settled; then kills them all and checks none is left.
-pub fn fill_vmm_processes(
-    argv: &[OsString],
-    budget_bytes: u64,
-    cap: usize,
-) -> Result<Fill, NotMeasured> {
-    let avail_before = mem_available_bytes();
+/// stub:hang`) until one of `limits` stops the fill; stops each with SIGSTOP once settled;
+/// then kills them all and checks none is left.
+pub fn fill_vmm_processes(argv: &[OsString], limits: &FillLimits) -> Result<Fill, NotMeasured> {
+    let avail_before = starting_available(limits)?;
+    let start = Instant::now();
     let mut children = Children(Vec::new());
-    let mut over_budget = false;
     let mut failure = None;
-    while children.0.len() < cap {
+    let mut avail_now = avail_before;
+    let stop = loop {
         let mut child = Command::new(&argv[0])
             .args(&argv[1..])
             .stdin(Stdio::null())
@@ -326,15 +463,21 @@ pub fn fill_vmm_processes(
         children.0.push(child);
         if let Err(e) = settled {
             failure = Some(e);
-            break;
+            break FillStop::Cap;
         }
         let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
-        let total: u64 = children.0.iter().filter_map(|c| pss_bytes(c.id())).sum();
-        if total > budget_bytes {
-            over_budget = true;
-            break;
+        avail_now = mem_available_bytes().unwrap_or(0);
+        if let Some(stop) = FillStop::check(
+            limits,
+            children.0.len(),
+            start.elapsed(),
+            avail_before,
+            avail_now,
+        ) {
+            break stop;
         }
-    }
+    };
+    let elapsed = start.elapsed();
     let n = children.0.len();
     let per_instance_bytes: Vec<f64> = children
         .0
@@ -342,7 +485,6 @@ pub fn fill_vmm_processes(
         .filter_map(|c| pss_bytes(c.id()))
         .map(|b| b as f64)
         .collect();
-    let avail_after = mem_available_bytes();
     let pids: Vec<u32> = children.0.iter().map(Child::id).collect();
     drop(children);
     let left = pids
@@ -362,12 +504,14 @@ pub fn fill_vmm_processes(
             "could not read the PSS of every VMM process".into(),
         ));
     }
-    Ok(Fill {
-        count: if over_budget { n - 1 } else { n },
+    Ok(fill(
+        n,
+        stop,
+        avail_before,
+        avail_now,
         per_instance_bytes,
-        cap_hit: !over_budget,
-        mem_available_drop_per_instance_bytes: drop_per_instance(avail_before, avail_after, n),
-    })
+        elapsed,
+    ))
 }
 
 #[cfg(test)]
@@ -392,20 +536,74 @@ mod tests {
         assert!(pss_bytes(std::process::id()).unwrap() > 0);
     }
 
+    fn limits(cap: usize, time_limit: Duration) -> FillLimits {
+        FillLimits {
+            budget_bytes: u64::MAX,
+            cap,
+            time_limit,
+            floor_bytes: 0,
+        }
+    }
+
     #[test]
-    fn process_fill_stops_at_the_budget_and_kills_everything() {
-        // `sleep` processes stand in for VMMs: the budget (4 × one sleep's PSS, give or
-        // take sharing) must stop the fill well before the cap, and none may survive.
-        let argv: Vec<OsString> = ["sleep", "60"].iter().map(OsString::from).collect();
-        let one = {
-            let f = fill_vmm_processes(&argv, u64::MAX, 1).unwrap();
-            assert_eq!((f.count, f.cap_hit), (1, true));
-            f.per_instance_bytes[0] as u64
+    fn fill_verdicts_name_what_stopped_it() {
+        let l = FillLimits {
+            budget_bytes: 100,
+            cap: 10,
+            time_limit: Duration::from_secs(5),
+            floor_bytes: 1000,
         };
-        let fill = fill_vmm_processes(&argv, one * 4, 64).unwrap();
-        assert!(!fill.cap_hit, "{fill:?}");
-        assert!(fill.count >= 3 && fill.count < 64, "{fill:?}");
-        assert_eq!(fill.per_instance_bytes.len(), fill.count + 1);
+        let s = Duration::from_secs(1);
+        assert_eq!(FillStop::check(&l, 1, s, 5000, 4950), None);
+        // A rise in MemAvailable (something else freed memory) is no drop.
+        assert_eq!(FillStop::check(&l, 1, s, 5000, 6000), None);
+        assert_eq!(
+            FillStop::check(&l, 1, s, 5000, 4900),
+            Some(FillStop::Budget)
+        );
+        // Under the floor before the budget is used: the OOM guard.
+        assert_eq!(
+            FillStop::check(&l, 1, s, 1050, 999),
+            Some(FillStop::MemoryFloor)
+        );
+        assert_eq!(FillStop::check(&l, 10, s, 5000, 4950), Some(FillStop::Cap));
+        assert_eq!(
+            FillStop::check(&l, 3, Duration::from_secs(5), 5000, 4950),
+            Some(FillStop::TimeLimit)
+        );
+        // The budget's instance did not fit; a limit's count is a lower bound.
+        assert_eq!(fill(4, FillStop::Budget, 10, 0, vec![], s).count, 3);
+        assert_eq!(fill(4, FillStop::Cap, 10, 0, vec![], s).count, 4);
+        let risen = fill(4, FillStop::TimeLimit, 10, 20, vec![], s);
+        assert_eq!(risen.mem_available_drop_bytes, -10);
+        assert_eq!(risen.mem_available_drop_per_instance_bytes(), None);
+        assert!(FillStop::MemoryFloor.describe(&l).contains("floor"));
+    }
+
+    #[test]
+    fn process_fill_stops_at_the_cap_and_kills_everything() {
+        // `sleep` processes stand in for VMMs; the fill checks itself that none survives.
+        let argv: Vec<OsString> = ["sleep", "60"].iter().map(OsString::from).collect();
+        let fill = fill_vmm_processes(&argv, &limits(5, Duration::from_secs(60))).unwrap();
+        assert_eq!((fill.count, fill.started, fill.stop), (5, 5, FillStop::Cap));
+        assert_eq!(fill.per_instance_bytes.len(), 5);
+        assert!(fill.per_instance_bytes.iter().all(|b| *b > 0.0), "{fill:?}");
+    }
+
+    #[test]
+    fn process_fill_stops_at_the_time_limit() {
+        let argv: Vec<OsString> = ["sleep", "60"].iter().map(OsString::from).collect();
+        let fill = fill_vmm_processes(&argv, &limits(64, Duration::ZERO)).unwrap();
+        assert_eq!((fill.count, fill.stop), (1, FillStop::TimeLimit));
+    }
+
+    #[test]
+    fn a_fill_never_starts_under_the_memory_floor() {
+        let argv: Vec<OsString> = ["sleep", "60"].iter().map(OsString::from).collect();
+        let mut l = limits(4, Duration::from_secs(60));
+        l.floor_bytes = u64::MAX;
+        let err = fill_vmm_processes(&argv, &l).unwrap_err();
+        assert!(err.0.contains("floor"), "{err}");
     }
 
     #[test]
@@ -414,7 +612,7 @@ mod tests {
             .iter()
             .map(OsString::from)
             .collect();
-        let err = fill_vmm_processes(&argv, u64::MAX, 4).unwrap_err();
+        let err = fill_vmm_processes(&argv, &limits(4, Duration::from_secs(60))).unwrap_err();
         assert!(err.0.contains("nope"), "{err}");
     }
 }

@@ -381,6 +381,8 @@ pub struct IsolabContainer<'a> {
     pub scratch: PathBuf,
     /// The host's cgroup hierarchies.
     pub cgroups: Option<&'a CgroupRoot>,
+    /// The container's memory cgroup limit (64 MiB unless a workload needs more).
+    pub memory_limit_bytes: u64,
     /// Filled by `prepare`.
     spec: Option<ContainerSpec>,
     seccomp: Option<&'static SeccompProgram>,
@@ -412,10 +414,17 @@ impl<'a> IsolabContainer<'a> {
             rootfs,
             scratch,
             cgroups,
+            memory_limit_bytes: 64 << 20,
             spec: None,
             seccomp: None,
             anchor: None,
         }
+    }
+
+    /// The same container with a memory limit of `bytes` (a workload with a large buffer).
+    pub fn with_memory_limit(mut self, bytes: u64) -> Self {
+        self.memory_limit_bytes = bytes;
+        self
     }
 
     /// Runs the workload once and returns the engine's outcome (for memory rows).
@@ -512,7 +521,7 @@ impl Environment for IsolabContainer<'_> {
             ));
         }
         spec.resources = isolab_cgroups::Resources {
-            memory_limit_bytes: Some(64 << 20),
+            memory_limit_bytes: Some(self.memory_limit_bytes),
             pids_limit: Some(64),
             ..Default::default()
         };

@@ -20,6 +20,10 @@
 //!   instruction, so guest/host/container ratios compare the same code (C3).
 //! - `memory`: first touch of a buffer with `rep stosq`, then P read-modify-write passes
 //!   (`inc qword [rdi]`) — again the stub's memory workload (C3).
+//! - `triad`: STREAM's triad `a[i] = b[i] + s·c[i]` over three f64 arrays with SSE2 packed
+//!   doubles. STREAM counts 24 bytes per element per pass (read b, read c, write a) and so do
+//!   we, so the figure compares with published STREAM numbers — except that the write-allocate
+//!   read of `a` the cache does behind our back is not counted, exactly as in STREAM.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -65,6 +69,47 @@ const MEMORY: [u8; 87] = [
     0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f, 0x05, // exit(0)
 ];
 
+/// First touch of a, b and c (every f64 = 1.0 with `rep stosq`), then P passes of the STREAM
+/// triad `a[i] = b[i] + s * c[i]` (s = 3.0), two f64 per SSE2 `movupd`/`mulpd`/`addpd` step —
+/// the stub's triad workload, instruction for instruction.
+const TRIAD: [u8; 147] = [
+    0x48, 0xbf, 0, 0, 0, 0, 0, 0, 0, 0, // movabs rdi, BUF (a)         (imm at 2)
+    0x48, 0xb9, 0, 0, 0, 0, 0, 0, 0, 0, // movabs rcx, QWORDS (a+b+c)  (imm at 12)
+    0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0xf0, 0x3f, // movabs rax, 1.0
+    0xfc, 0xf3, 0x48, 0xab, // cld; rep stosq
+    0x48, 0xb8, 0, 0, 0, 0, 0, 0, 0x08, 0x40, // movabs rax, 3.0 (s)
+    0x66, 0x48, 0x0f, 0x6e, 0xd8, // movq xmm3, rax
+    0x66, 0x0f, 0x14, 0xdb, // unpcklpd xmm3, xmm3: s in both lanes
+    0x49, 0xbd, 0, 0, 0, 0, 0, 0, 0, 0, // movabs r13, ARRAY_BYTES     (imm at 55)
+    0x49, 0xbc, 0, 0, 0, 0, 0, 0, 0, 0, // movabs r12, PASSES          (imm at 65)
+    0x49, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, // movabs r8, BUF (a)          (imm at 75)
+    0x4f, 0x8d, 0x0c, 0x28, // lea r9, [r8 + r13]  (b)
+    0x4f, 0x8d, 0x14, 0x29, // lea r10, [r9 + r13] (c)
+    0x4d, 0x85, 0xe4, 0x74, 0x2a, // test r12, r12; jz done
+    0x31, 0xc0, // pass: xor eax, eax (byte offset into each array)
+    0x66, 0x41, 0x0f, 0x10, 0x04, 0x02, // movupd xmm0, [r10 + rax]  (c)
+    0x66, 0x0f, 0x59, 0xc3, // mulpd xmm0, xmm3
+    0x66, 0x41, 0x0f, 0x10, 0x0c, 0x01, // movupd xmm1, [r9 + rax]   (b)
+    0x66, 0x0f, 0x58, 0xc1, // addpd xmm0, xmm1
+    0x66, 0x41, 0x0f, 0x11, 0x04, 0x00, // movupd [r8 + rax], xmm0   (a)
+    0x48, 0x83, 0xc0, 0x10, 0x4c, 0x39, 0xe8, 0x72, 0xdd, // add rax, 16; cmp rax, r13; jb
+    0x49, 0xff, 0xcc, 0x75, 0xd6, // dec r12; jnz pass
+    0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f, 0x05, // exit(0)
+];
+
+/// STREAM's rule is that each array be at least four times the last-level cache, so the
+/// triad measures memory rather than cache: 128 MiB per array covers L3 caches up to 32 MiB.
+pub const TRIAD_ARRAY_BYTES: u64 = 128 << 20;
+
+/// Guest RAM the stub guest gets for `workload` in the bench: the triad's three
+/// [`TRIAD_ARRAY_BYTES`] arrays above the stub's 2 MiB base need more than the default.
+pub fn stub_memory_bytes(workload: isolab_microvm::Workload) -> u64 {
+    match workload {
+        isolab_microvm::Workload::Triad => 512 << 20,
+        _ => isolab_microvm::StubOptions::default().memory_bytes,
+    }
+}
+
 /// One probe program.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Probe {
@@ -74,6 +119,13 @@ pub enum Probe {
     Cpu { iterations: u64 },
     /// First touch of `buffer_bytes`, then `passes` warm passes.
     Memory { buffer_bytes: u64, passes: u64 },
+    /// First touch of three f64 arrays of `array_bytes` each, then `passes` triad passes.
+    Triad { array_bytes: u64, passes: u64 },
+}
+
+/// One triad array: whole 16-byte SSE steps, at least one.
+fn triad_array_bytes(requested: u64) -> u64 {
+    (requested / 16).max(1) * 16
 }
 
 fn patch(code: &mut [u8], at: usize, value: u64) {
@@ -109,15 +161,37 @@ impl Probe {
                 patch(&mut c, 28, passes);
                 c
             }
+            Probe::Triad {
+                array_bytes,
+                passes,
+            } => {
+                let array_bytes = triad_array_bytes(array_bytes);
+                let mut c = TRIAD.to_vec();
+                for at in [2, 75] {
+                    patch(&mut c, at, BUFFER_VADDR);
+                }
+                patch(&mut c, 12, array_bytes * 3 / 8);
+                patch(&mut c, 55, array_bytes);
+                patch(&mut c, 65, passes);
+                c
+            }
         }
     }
 
-    /// The bytes of the buffer segment (0: none).
-    fn buffer_bytes(self) -> u64 {
+    /// The bytes of the zero-filled buffer segment (0: none): what a container's memory limit
+    /// must leave room for.
+    pub fn buffer_bytes(self) -> u64 {
         match self {
             Probe::Memory { buffer_bytes, .. } => (buffer_bytes / 8).max(1) * 8,
+            Probe::Triad { array_bytes, .. } => triad_array_bytes(array_bytes) * 3,
             _ => 0,
         }
+    }
+
+    /// The memory cgroup limit for a container running this probe: the bench's usual 64 MiB,
+    /// or the buffer plus 32 MiB for everything else when the buffer needs more.
+    pub fn container_memory_limit_bytes(self) -> u64 {
+        (self.buffer_bytes() + (32 << 20)).max(64 << 20)
     }
 
     /// A complete static ELF64 x86-64 executable.
@@ -200,6 +274,53 @@ mod tests {
             buffer_bytes: 1 << 20,
             passes: 2,
         });
+        run(Probe::Triad {
+            array_bytes: 1 << 20,
+            passes: 0,
+        });
+        run(Probe::Triad {
+            array_bytes: 1 << 20,
+            passes: 2,
+        });
+        // A size that is not a whole number of SSE steps is rounded, never overrun.
+        run(Probe::Triad {
+            array_bytes: 24,
+            passes: 3,
+        });
+    }
+
+    #[test]
+    fn triad_probe_reports_a_positive_bandwidth() {
+        const ARRAY_BYTES: u64 = 8 << 20;
+        const PASSES: u64 = 20;
+        let short = (0..3)
+            .map(|_| {
+                run(Probe::Triad {
+                    array_bytes: ARRAY_BYTES,
+                    passes: 0,
+                })
+            })
+            .min()
+            .unwrap();
+        let long = (0..3)
+            .map(|_| {
+                run(Probe::Triad {
+                    array_bytes: ARRAY_BYTES,
+                    passes: PASSES,
+                })
+            })
+            .min()
+            .unwrap();
+        assert!(
+            long > short,
+            "0 passes: {short:?}, {PASSES} passes: {long:?}"
+        );
+        // STREAM's count: 24 bytes (b, c read; a written) per element per pass.
+        let bytes_per_s = (3 * ARRAY_BYTES * PASSES) as f64 / (long - short).as_secs_f64();
+        assert!(
+            bytes_per_s.is_finite() && bytes_per_s > 0.0,
+            "triad bandwidth {bytes_per_s} B/s"
+        );
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::environment::{
 };
 use crate::fixture::{self, Fixture};
 use crate::linux_boot;
-use crate::probes::Probe;
+use crate::probes::{Probe, TRIAD_ARRAY_BYTES};
 use crate::scaling::{self, Concurrent, Measure, Target};
 use crate::schema::{Outcome, Question, Results, Row, Settings, Unit, SCHEMA_VERSION};
 use crate::stats;
@@ -31,7 +31,7 @@ use isolab_microvm::{Figure, StubOptions, Workload, WorkloadOutcome};
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// How to run the matrix.
 #[derive(Debug, Clone)]
@@ -47,14 +47,19 @@ pub struct RunConfig {
     pub isolab_exe: Option<PathBuf>,
     /// Print a progress line on stderr.
     pub progress: bool,
-    /// The memory budget the density rows fill with idle instances.
+    /// How far the system's `MemAvailable` may fall while the density rows fill it with idle
+    /// instances of one kind.
     pub density_budget_bytes: u64,
+    /// How long one kind's density fill may keep starting instances.
+    pub density_time_limit: Duration,
 }
 
 /// The default density budget: 1 GiB.
 pub const DEFAULT_DENSITY_BUDGET_BYTES: u64 = 1 << 30;
-/// At most this many idle instances of one kind: bounds the run's time, threads and PIDs.
-pub const DENSITY_CAP: usize = 256;
+/// At most this many idle instances of one kind: bounds the run's threads and PIDs.
+pub const DENSITY_CAP: usize = 4096;
+/// The default time limit of one kind's density fill.
+pub const DEFAULT_DENSITY_TIME_LIMIT: Duration = Duration::from_secs(150);
 
 impl Default for RunConfig {
     fn default() -> Self {
@@ -65,6 +70,7 @@ impl Default for RunConfig {
             isolab_exe: None,
             progress: false,
             density_budget_bytes: DEFAULT_DENSITY_BUDGET_BYTES,
+            density_time_limit: DEFAULT_DENSITY_TIME_LIMIT,
         }
     }
 }
@@ -1070,35 +1076,44 @@ fn direct_row(
     }
 }
 
-/// Two rows per kind: how many idle instances fit the budget, and each one's bytes.
+/// Two rows per kind: how many idle instances fit the budget, and what each one cost the
+/// machine (`MemAvailable` drop per instance; the per-process account is in the note).
 fn density_pair(
     environment: &str,
-    budget_bytes: u64,
+    limits: &density::FillLimits,
     fill: Result<density::Fill, NotMeasured>,
     how: &str,
+    account: &str,
 ) -> [Row; 2] {
-    let label = density::budget_label(budget_bytes);
+    let label = density::budget_label(limits.budget_bytes);
     let note = |fill: &density::Fill| {
-        let mut note = how.to_string();
-        if fill.cap_hit {
-            note.push_str(&format!(
-                "; stopped at the cap of {DENSITY_CAP} instances before the budget was full, \
-                 so the count is a lower bound"
-            ));
-        }
-        if let Some(d) = fill.mem_available_drop_per_instance_bytes {
-            note.push_str(&format!(
-                "; system MemAvailable fell by {:.0} KiB per instance over the fill \
-                 (kernel memory included, and anything else running)",
-                d / 1024.0
-            ));
-        }
-        note
+        let mut per_process = fill.per_instance_bytes.clone();
+        per_process.sort_by(f64::total_cmp);
+        let median = per_process
+            .get(per_process.len() / 2)
+            .map_or_else(|| "-".into(), |b| format!("{:.0} KiB", b / 1024.0));
+        format!(
+            "{how}; {} instances started in {:.1} s, {}; MemAvailable fell by {} MiB in all \
+             (kernel memory included — and anything else running on the machine); \
+             per-process view: median {account} {median} per instance",
+            fill.started,
+            fill.elapsed.as_secs_f64(),
+            fill.stop.describe(limits),
+            fill.mem_available_drop_bytes >> 20,
+        )
     };
     let (count, bytes, note) = match &fill {
         Ok(f) => (
             Ok(vec![f.count as f64]),
-            Ok(f.per_instance_bytes.clone()),
+            f.mem_available_drop_per_instance_bytes()
+                .map(|b| vec![b])
+                .ok_or_else(|| {
+                    NotMeasured(format!(
+                        "MemAvailable did not fall over the fill ({} MiB): something else on \
+                         the machine freed memory meanwhile, so there is no per-instance figure",
+                        f.mem_available_drop_bytes >> 20
+                    ))
+                }),
             Some(note(f)),
         ),
         Err(e) => (Err(e.clone()), Err(e.clone()), None),
@@ -1117,7 +1132,12 @@ fn density_pair(
 
 /// Idle containers vs idle microVMs in one memory budget (skipped by `--quick`).
 fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
-    let budget = config.density_budget_bytes;
+    let limits = density::FillLimits {
+        budget_bytes: config.density_budget_bytes,
+        cap: DENSITY_CAP,
+        time_limit: config.density_time_limit,
+        floor_bytes: density::DEFAULT_FLOOR_BYTES,
+    };
     let skip = |why: &str| Err(NotMeasured(why.to_string()));
     let quick = "skipped by --quick: density starts idle instances until the budget is full \
                  (run without --quick)";
@@ -1140,7 +1160,7 @@ fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
                     ..Default::default()
                 };
                 spec.rootfs = isolab_container::RootfsSource::Dir(fx.rootfs());
-                density::fill_containers(&spec, cg, budget, DENSITY_CAP)
+                density::fill_containers(&spec, cg, &limits)
             }
         }
     };
@@ -1159,26 +1179,26 @@ fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
                 "--timeout",
                 "900s",
             ]),
-            budget,
-            DENSITY_CAP,
+            &limits,
         ),
     };
     let mut rows = Vec::new();
     rows.extend(density_pair(
         Variant::Cgroups.name(),
-        budget,
+        &limits,
         containers,
         "idle `sleep` containers (namespaces + a 64 MiB memory cgroup each), started through \
-         the library until the sum of their cgroup charges plus the bench process's RSS \
-         growth (the launcher) passed the budget; bytes = charge + launcher share",
+         the library until the system's MemAvailable had fallen by the budget",
+        "cgroup charge + share of the bench process's RSS growth",
     ));
     rows.extend(density_pair(
         "isolab-microvm-stub-cli",
-        budget,
+        &limits,
         vms,
         "idle `isolab vm run --guest stub:hang --memory 64M` processes (one VMM each, \
-         SIGSTOPped once settled because the stub idles in a busy loop), started until their \
-         summed PSS passed the budget; bytes = PSS (shared pages divided among the VMMs)",
+         SIGSTOPped once settled because the stub idles in a busy loop), started until the \
+         system's MemAvailable had fallen by the budget",
+        "VMM PSS (shared pages divided among the VMMs)",
     ));
     rows
 }
@@ -1358,6 +1378,16 @@ struct StubFigure {
     iterations: Option<u64>,
 }
 
+impl StubFigure {
+    fn new(workload: Workload, iterations: Option<u64>) -> Self {
+        StubFigure {
+            name: "isolab-microvm-stub".into(),
+            workload,
+            iterations,
+        }
+    }
+}
+
 impl Environment for StubFigure {
     fn name(&self) -> String {
         self.name.clone()
@@ -1365,6 +1395,7 @@ impl Environment for StubFigure {
     fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
         let options = StubOptions {
             iterations: self.iterations,
+            memory_bytes: crate::probes::stub_memory_bytes(self.workload),
             timeout: std::time::Duration::from_secs(60),
             ..StubOptions::default()
         };
@@ -1450,20 +1481,26 @@ fn probe_rows<'a>(
                     (Ok(l), Ok(s), Some(fx)) => Box::new(ProbePair {
                         name: v.name().into(),
                         target: ProbeTarget::Container(
-                            Box::new(IsolabContainer::new(
-                                v,
-                                l,
-                                fx.rootfs(),
-                                fx.scratch(),
-                                shared.cgroups.as_ref(),
-                            )),
-                            Box::new(IsolabContainer::new(
-                                v,
-                                s,
-                                fx.rootfs(),
-                                fx.scratch(),
-                                shared.cgroups.as_ref(),
-                            )),
+                            Box::new(
+                                IsolabContainer::new(
+                                    v,
+                                    l,
+                                    fx.rootfs(),
+                                    fx.scratch(),
+                                    shared.cgroups.as_ref(),
+                                )
+                                .with_memory_limit(long.container_memory_limit_bytes()),
+                            ),
+                            Box::new(
+                                IsolabContainer::new(
+                                    v,
+                                    s,
+                                    fx.rootfs(),
+                                    fx.scratch(),
+                                    shared.cgroups.as_ref(),
+                                )
+                                .with_memory_limit(short.container_memory_limit_bytes()),
+                            ),
                         ),
                         per,
                     }),
@@ -1485,17 +1522,8 @@ fn probe_rows<'a>(
         }
     }
     plans.push(
-        Plan::new(
-            q,
-            workload,
-            unit,
-            StubFigure {
-                name: "isolab-microvm-stub".into(),
-                workload: stub,
-                iterations: stub_iterations,
-            },
-        )
-        .note("the same loop in isolab's stub guest (guest user mode, CPL3)"),
+        Plan::new(q, workload, unit, StubFigure::new(stub, stub_iterations))
+            .note("the same loop in isolab's stub guest (guest user mode, CPL3)"),
     );
     plans
 }
@@ -1504,6 +1532,7 @@ const GETPID_CALLS: u64 = 200_000;
 const CPU_ITERATIONS: u64 = 20_000_000;
 const MEMORY_BUFFER_BYTES: u64 = 32 << 20;
 const MEMORY_PASSES: u64 = 16;
+const TRIAD_PASSES: u64 = 10;
 
 fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
     let q = Question::Syscall;
@@ -1523,17 +1552,8 @@ fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
     );
     for (name, stub) in [("pio-exit", Workload::Pio), ("mmio-exit", Workload::Mmio)] {
         plans.push(
-            Plan::new(
-                q,
-                name,
-                Unit::Ns,
-                StubFigure {
-                    name: "isolab-microvm-stub".into(),
-                    workload: stub,
-                    iterations: None,
-                },
-            )
-            .note("one guest → KVM → VMM → guest round trip; there is no host equivalent"),
+            Plan::new(q, name, Unit::Ns, StubFigure::new(stub, None))
+                .note("one guest → KVM → VMM → guest round trip; there is no host equivalent"),
         );
     }
     plans
@@ -1576,13 +1596,41 @@ fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
     for p in memory.iter_mut() {
         if p.note.is_none() {
             p.note = Some(
-                "warm read-modify-write passes (inc qword) over 32 MiB; a STREAM-like \
-                 triad is not implemented yet"
+                "warm read-modify-write passes (inc qword) over 32 MiB; see `triad` for \
+                 STREAM's figure"
                     .into(),
             );
         }
     }
     plans.append(&mut memory);
+    let mut triad = probe_rows(
+        shared,
+        q,
+        "triad",
+        Unit::BytesPerS,
+        Probe::Triad {
+            array_bytes: TRIAD_ARRAY_BYTES,
+            passes: TRIAD_PASSES,
+        },
+        Probe::Triad {
+            array_bytes: TRIAD_ARRAY_BYTES,
+            passes: 0,
+        },
+        PerUnit::BytesPerS(3 * TRIAD_ARRAY_BYTES * TRIAD_PASSES),
+        &[Variant::Cgroups],
+        Workload::Triad,
+        Some(TRIAD_PASSES),
+    );
+    for p in triad.iter_mut() {
+        if p.note.is_none() {
+            p.note = Some(
+                "STREAM triad a = b + 3.0*c over 3 x 128 MiB f64 arrays (SSE2), 24 bytes \
+                 per element per pass as STREAM counts"
+                    .into(),
+            );
+        }
+    }
+    plans.append(&mut triad);
     plans
 }
 

@@ -32,10 +32,13 @@ pub struct BenchArgs {
     /// No progress line on stderr.
     #[arg(long)]
     pub no_progress: bool,
-    /// Memory budget the density rows fill with idle containers and idle microVMs
-    /// (K, M or G suffix).
+    /// Memory budget the density rows fill with idle containers and idle microVMs: how far
+    /// the system's MemAvailable may fall (K, M or G suffix).
     #[arg(long, value_name = "SIZE", default_value = "1G")]
     pub density_budget: String,
+    /// Seconds each kind's density fill may keep starting instances.
+    #[arg(long, value_name = "SECONDS", default_value_t = 150)]
+    pub density_seconds: u64,
 }
 
 /// Runs the bench; returns the process exit code (0: the run finished and its file is written,
@@ -51,6 +54,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "--density-budget {} is too small: give at least 1M (e.g. 1G)",
             args.density_budget
         );
+    }
+    if args.density_seconds == 0 {
+        bail!("--density-seconds must be at least 1");
     }
     if !nix::unistd::Uid::effective().is_root() {
         eprintln!(
@@ -75,6 +81,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         isolab_exe: std::env::current_exe().ok(),
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         density_budget_bytes,
+        density_time_limit: std::time::Duration::from_secs(args.density_seconds),
     };
     let results = isolab_bench::run(&config)?;
     export::write_file(&JsonExporter, &results, &args.out)
@@ -111,11 +118,18 @@ fn human(value: f64, unit: Unit) -> String {
 fn print_table(results: &Results) {
     let fp = &results.fingerprint;
     println!(
-        "{} × {} cores, Linux {}, cgroups {}, KVM {} (guest CPL0 native: {})",
+        "{} × {} cores, Linux {}, cgroups {} (rcu_expedited {}, favordynmods {}), KVM {} \
+         (guest CPL0 native: {})",
         fp.cpu_model,
         fp.cpu_cores,
         fp.kernel_release,
         fp.cgroup_mode,
+        match fp.rcu_expedited {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "unknown",
+        },
+        if fp.cgroup_favordynmods { "on" } else { "off" },
         fp.kvm_module,
         match fp.guest_cpl0_native {
             Some(true) => "yes",

@@ -8,7 +8,7 @@ use isolab_container::rootfs::OverlayDirs;
 use isolab_container::spawn::{self, RunContext, RunOutcome};
 use isolab_container::stdio::StdioMode;
 use isolab_container::{
-    BindMount, ContainerSpec, IdMapping, Namespace, NamespaceSet, NetworkMode, RootMode,
+    BindMount, CapSet, ContainerSpec, IdMapping, Namespace, NamespaceSet, NetworkMode, RootMode,
     RootfsSource, SeccompMode,
 };
 use std::path::PathBuf;
@@ -151,6 +151,16 @@ pub struct RunArgs {
     /// Run as UID[:GID] inside the container.
     #[arg(short = 'u', long, value_name = "UID[:GID]")]
     pub user: Option<String>,
+    /// Add capabilities to the default set (docker's 14), e.g. NET_ADMIN or SYS_ADMIN; ALL.
+    #[arg(long, value_name = "CAP", value_delimiter = ',')]
+    pub cap_add: Vec<String>,
+    /// Drop capabilities from the default set, e.g. NET_RAW; ALL leaves root with none.
+    #[arg(long, value_name = "CAP", value_delimiter = ',')]
+    pub cap_drop: Vec<String>,
+    /// Keep every capability: container root can then mount, load kernel modules into the
+    /// shared kernel, reconfigure the host's devices... (the labs show why that matters).
+    #[arg(long)]
+    pub privileged: bool,
     /// System call filter.
     #[arg(long, value_enum, default_value = "unconfined")]
     pub seccomp: SeccompArg,
@@ -284,6 +294,12 @@ pub fn spec_from_args(args: &RunArgs, rootfs: RootfsSource) -> Result<ContainerS
         SeccompArg::Default => SeccompMode::Default,
     };
     spec.tty = args.tty;
+    let base = if args.privileged {
+        CapSet::all()
+    } else {
+        CapSet::docker_default()
+    };
+    spec.capabilities = base.adjust(&args.cap_add, &args.cap_drop)?;
     Ok(spec)
 }
 

@@ -160,6 +160,8 @@ fn density_fills_a_small_budget_and_cleans_up() {
             "1",
             "--density-budget",
             "16M",
+            "--density-seconds",
+            "30",
             "--no-progress",
             "--out",
         ])
@@ -183,18 +185,27 @@ fn density_fills_a_small_budget_and_cleans_up() {
             Outcome::Measured { samples, .. } => samples[0],
             Outcome::NotMeasured { reason } => panic!("{env} density not measured: {reason}"),
         };
-        // 16 MiB holds some idle instances of either kind, and far fewer than the cap.
-        assert!((1.0..256.0).contains(&n), "{env}: {n}");
+        assert!((0.0..4096.0).contains(&n), "{env}: {n}");
+        // The note says what stopped the fill: 16 MiB of MemAvailable, or a limit.
+        let note = count.note.as_deref().unwrap_or("");
+        assert!(note.contains("stopped"), "{env}: {note}");
         let bytes = results
             .rows
             .iter()
             .find(|r| r.environment == env && r.workload == "idle-instance")
             .unwrap();
-        let s = bytes.result.summary().expect("per-instance bytes");
-        // Every started instance was measured: those that fit plus the one that did not.
-        assert_eq!(s.n as f64, n + 1.0, "{env}");
-        assert!(s.median > 0.0);
-        assert!(!bytes.note.as_deref().unwrap_or("").contains("cap of"));
+        assert_eq!(bytes.unit, Unit::Bytes);
+        // MemAvailable drop per instance — or, when something else freed memory meanwhile,
+        // an honest reason instead of a figure.
+        match &bytes.result {
+            Outcome::Measured { summary, .. } => assert!(summary.median > 0.0, "{env}"),
+            Outcome::NotMeasured { reason } => {
+                assert!(
+                    reason.contains("MemAvailable did not fall"),
+                    "{env}: {reason}"
+                )
+            }
+        }
     }
     // Nothing is left running: no stub VMM processes from this run, no density cgroups.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();

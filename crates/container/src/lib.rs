@@ -6,6 +6,7 @@
 //! seccomp filter (what its root may do). The spawn path in [`spawn`] puts them together in the
 //! order the kernel requires and reads top to bottom; start there.
 
+pub mod capabilities;
 pub mod image;
 pub mod namespaces;
 pub mod network;
@@ -16,6 +17,7 @@ pub mod spawn;
 pub mod spec;
 pub mod stdio;
 
+pub use capabilities::CapSet;
 pub use namespaces::{Namespace, NamespaceSet};
 pub use spec::{
     BindMount, ContainerSpec, IdMapping, NetworkMode, RootMode, RootfsSource, SeccompMode,

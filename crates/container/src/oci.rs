@@ -32,12 +32,14 @@
 //! - `linux.seccomp` present → isolab's own default filter ([`SeccompMode::Default`]); the
 //!   profile's rules themselves are not interpreted (see `seccomp.rs` for why isolab compiles one
 //!   fixed policy once);
-//! - not interpreted: capabilities, rlimits, maskedPaths/readonlyPaths, devices, hooks, sysctl,
+//! - `process.capabilities.bounding` → the container's bounding set (absent: all, as runc);
+//! - not interpreted: the other capability sets, rlimits, maskedPaths/readonlyPaths, devices, hooks, sysctl,
 //!   annotations;
 //! - refused with a one-line error naming the field: joining an existing namespace (`path`),
 //!   several or non-identical id-mapping ranges, mounts other than bind mounts and the standard
 //!   ones, out-of-range resource values, invalid JSON.
 
+use crate::capabilities::CapSet;
 use crate::namespaces::{Namespace, NamespaceSet};
 use crate::spec::{BindMount, ContainerSpec, IdMapping, NetworkMode, RootfsSource, SeccompMode};
 use isolab_cgroups::{CpuQuota, Resources};
@@ -186,6 +188,25 @@ impl Converter<'_> {
         spec.workdir = cwd.to_string_lossy().into_owned();
         spec.user = (process.user().uid(), process.user().gid());
         spec.tty = process.terminal().unwrap_or(false);
+        // The bounding set is the ceiling root inside can never exceed; without a
+        // `capabilities` object the process keeps all of them, as runc does.
+        spec.capabilities = match process
+            .capabilities()
+            .as_ref()
+            .and_then(|c| c.bounding().as_ref())
+        {
+            None => CapSet::all(),
+            Some(caps) => {
+                let names: Vec<String> = caps.iter().map(|c| c.to_string()).collect();
+                CapSet::empty().adjust(&names, &[]).map_err(|e| {
+                    self.invalid(
+                        "process.capabilities.bounding",
+                        e.0.clone(),
+                        "unknown capability",
+                    )
+                })?
+            }
+        };
         spec.readonly_rootfs = root.readonly().unwrap_or(false);
 
         let linux = oci.linux().as_ref();

@@ -279,6 +279,7 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         new_netns,
         child_net,
         user: spec.user,
+        capabilities: spec.capabilities,
         seccomp,
         stdio: &child_stdio,
         old_sigmask: signals.as_ref().map(|s| &s.old_mask),
@@ -538,6 +539,7 @@ struct ChildPlan<'a> {
     new_netns: bool,
     child_net: Option<&'a crate::network::ChildNet>,
     user: (u32, u32),
+    capabilities: crate::CapSet,
     seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     stdio: &'a ChildStdio,
     old_sigmask: Option<&'a SigSet>,
@@ -556,6 +558,7 @@ enum Stage {
     Rootfs,
     Hostname,
     Network,
+    Capabilities,
     User,
     Workdir,
     Stdio,
@@ -567,7 +570,18 @@ impl Stage {
     fn from_u32(v: u32) -> Option<Stage> {
         use Stage::*;
         [
-            Sync, CgroupNs, Ids, Rootfs, Hostname, Network, User, Workdir, Stdio, Seccomp, Exec,
+            Sync,
+            CgroupNs,
+            Ids,
+            Rootfs,
+            Hostname,
+            Network,
+            Capabilities,
+            User,
+            Workdir,
+            Stdio,
+            Seccomp,
+            Exec,
         ]
         .into_iter()
         .find(|s| *s as u32 == v)
@@ -702,6 +716,7 @@ fn stage_text(stage: Stage) -> &'static str {
         Stage::Rootfs => "building the root filesystem",
         Stage::Hostname => "setting the hostname",
         Stage::Network => "configuring the network interfaces",
+        Stage::Capabilities => "dropping capabilities from the bounding set",
         Stage::User => "switching to the requested user",
         Stage::Workdir => "entering the working directory",
         Stage::Stdio => "connecting stdin/stdout/stderr",
@@ -797,6 +812,11 @@ fn child_setup(plan: &ChildPlan<'_>, go_ns: u64, rootfs_ns: &mut u64) -> ChildRe
         }
         .map_err(|e| (Stage::Network, e.step as u32, e.errno))?;
     }
+
+    // Root inside keeps only the allowed capabilities (the ceiling for everything it execs).
+    plan.capabilities
+        .restrict_bounding_set()
+        .map_err(fail(Stage::Capabilities))?;
 
     // stdio: dup the prepared fds onto 0/1/2.
     if plan.stdio.controlling_tty {

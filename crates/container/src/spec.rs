@@ -4,6 +4,7 @@
 //! [`ContainerSpec`]; the spawn path in `spawn.rs` only ever reads this type. Keeping the input in
 //! one plain struct is what lets the same workload run identically whichever way it was described.
 
+use crate::capabilities::CapSet;
 use crate::namespaces::NamespaceSet;
 use isolab_cgroups::Resources;
 use serde::{Deserialize, Serialize};
@@ -44,6 +45,8 @@ pub struct ContainerSpec {
     pub tty: bool,
     /// uid and gid the workload runs as, inside the container.
     pub user: (u32, u32),
+    /// The capability bounding set: what root inside may still do (docker's 14 by default).
+    pub capabilities: CapSet,
 }
 
 /// Where the container's `/` comes from.
@@ -140,6 +143,7 @@ impl ContainerSpec {
             seccomp: SeccompMode::Unconfined,
             tty: false,
             user: (0, 0),
+            capabilities: CapSet::docker_default(),
         }
     }
 }

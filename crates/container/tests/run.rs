@@ -30,6 +30,8 @@ fn hostname_is_isolated() {
     let sb = Sandbox::new();
     let mut spec = sb.spec("hostname > /out/name; hostname changed-inside; hostname >> /out/name");
     spec.hostname = Some("box1".into());
+    // sethostname needs CAP_SYS_ADMIN, which docker's default set (isolab's too) leaves out.
+    spec.capabilities = isolab_container::CapSet::all();
     let out = run_in(&sb, &spec, "uts");
     assert_eq!(out.status, ExitStatus::Exited(0));
     assert_eq!(sb.read("name"), "box1\nchanged-inside");
@@ -441,4 +443,31 @@ fn in_memory_writable_layer_leaves_nothing_on_disk() {
         Some(32 << 20),
     );
     assert!(out.oom_killed || sb.read("big").is_empty(), "{out:?}");
+}
+
+/// Root inside keeps docker's 14 capabilities by default: no CAP_SYS_ADMIN, so it cannot even
+/// set the hostname of its own UTS namespace; `CapSet::all()` (`--privileged`) keeps everything.
+#[test]
+fn default_capabilities_are_dockers_fourteen() {
+    if !can_run() {
+        return;
+    }
+    let sb = Sandbox::new();
+    let script =
+        "grep CapBnd /proc/self/status > /out/bnd; hostname other 2>/dev/null; echo $? > /out/rc";
+    let out = run_in(&sb, &sb.spec(script), "caps");
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    let mask = u64::from_str_radix(sb.read("bnd").split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_eq!(mask, isolab_container::CapSet::docker_default().0);
+    assert_ne!(
+        sb.read("rc"),
+        "0",
+        "sethostname must be refused without CAP_SYS_ADMIN"
+    );
+
+    let mut spec = sb.spec(script);
+    spec.capabilities = isolab_container::CapSet::all();
+    let out = run_in(&sb, &spec, "privileged");
+    assert_eq!(out.status, ExitStatus::Exited(0));
+    assert_eq!(sb.read("rc"), "0");
 }

@@ -51,11 +51,14 @@ pub enum Workload {
     Hang,
     /// Executes `ud2` with no IDT: a triple fault (for the error-path test).
     TripleFault,
+    /// STREAM's triad `a[i] = b[i] + s*c[i]` over three f64 arrays (reported as a
+    /// [`Figure::Memory`] whose buffer is the three arrays: 24 bytes per element per pass).
+    Triad,
 }
 
 impl Workload {
     /// Every workload, in id order.
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::True,
         Workload::Syscall,
         Workload::Pio,
@@ -65,6 +68,7 @@ impl Workload {
         Workload::Cpl0Probe,
         Workload::Hang,
         Workload::TripleFault,
+        Workload::Triad,
     ];
 
     /// The id the stub dispatches on (RDI).
@@ -84,6 +88,7 @@ impl Workload {
             Workload::Cpl0Probe => "cpl0-probe",
             Workload::Hang => "hang",
             Workload::TripleFault => "triple-fault",
+            Workload::Triad => "triad",
         }
     }
 
@@ -94,6 +99,7 @@ impl Workload {
             Workload::Pio | Workload::Mmio => 10_000,
             Workload::Cpu => 20_000_000,
             Workload::Memory => 4,
+            Workload::Triad => 10,
             Workload::Cpl0Probe => 2_000,
             _ => 1,
         }
@@ -103,15 +109,18 @@ impl Workload {
         self == Workload::Cpl0Probe
     }
 
-    /// The memory workload's buffer: up to 32 MiB of what the guest has above the stub.
+    /// The memory workload's buffer: up to 32 MiB of what the guest has above the stub. The
+    /// triad's: three equal page-aligned arrays, up to 128 MiB each (STREAM wants each array
+    /// at least 4x the last-level cache), so the guest can split it in thirds exactly.
     pub(crate) fn buffer_bytes(self, memory_bytes: u64) -> u64 {
-        if self != Workload::Memory {
-            return 0;
-        }
         let room = memory_bytes
             .min(layout::MMIO_GAP_START)
             .saturating_sub(layout::STUB_BUFFER_START);
-        room.min(32 << 20) & !0xfff
+        match self {
+            Workload::Memory => room.min(32 << 20) & !0xfff,
+            Workload::Triad => ((room / 3).min(128 << 20) & !0xfff) * 3,
+            _ => 0,
+        }
     }
 }
 
@@ -166,11 +175,12 @@ pub enum Figure {
         /// Iterations.
         iterations: u64,
     },
-    /// Memory bandwidth, counting each byte once per pass.
+    /// Memory bandwidth, counting each byte once per pass (for the triad: each of the three
+    /// arrays once, STREAM's 24 bytes per element).
     Memory {
         /// First pass: writes pages nobody touched yet (includes faulting them in).
         first_touch_bytes_per_s: f64,
-        /// Later passes: read-modify-write over the same, now-mapped buffer.
+        /// Later passes over the same, now-mapped buffer (read-modify-write, or the triad).
         warm_bytes_per_s: f64,
         /// Buffer size.
         buffer_bytes: u64,
@@ -353,7 +363,7 @@ fn figure(
             ns_per_iteration: per(interval(0, 1)?),
             iterations,
         },
-        Workload::Memory => {
+        Workload::Memory | Workload::Triad => {
             let buffer_bytes = workload.buffer_bytes(memory_bytes);
             let first_ns = interval(0, 1)?;
             let warm_ns = interval(1, 2)?;

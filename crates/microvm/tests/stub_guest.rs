@@ -188,3 +188,37 @@ fn stub_launch_median_over_50_runs() {
         );
     }
 }
+
+#[test]
+fn triad_workload_reports_stream_bandwidth() {
+    if !kvm_or_skip() {
+        return;
+    }
+    // 512 MiB of guest RAM holds three 128 MiB arrays, each beyond a 32 MiB L3 cache.
+    let options = StubOptions {
+        memory_bytes: 512 << 20,
+        ..quick(3)
+    };
+    let report = boot_stub(Workload::Triad, options).unwrap();
+    let WorkloadOutcome::Measured {
+        figure:
+            Figure::Memory {
+                first_touch_bytes_per_s,
+                warm_bytes_per_s,
+                buffer_bytes,
+                passes,
+            },
+    } = report.outcome
+    else {
+        panic!("{:?}", report.outcome)
+    };
+    eprintln!(
+        "triad (3 x {} MiB): first touch {:.2} GB/s, triad {:.2} GB/s",
+        (buffer_bytes / 3) >> 20,
+        first_touch_bytes_per_s / 1e9,
+        warm_bytes_per_s / 1e9
+    );
+    assert_eq!(buffer_bytes, 3 * (128 << 20));
+    assert_eq!(passes, 3);
+    assert!(first_touch_bytes_per_s > 0.0 && warm_bytes_per_s > 0.0);
+}
