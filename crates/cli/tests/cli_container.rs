@@ -413,7 +413,8 @@ fn pause_freezes_and_resume_thaws() {
     assert!(home.run(&["container", "rm", "ticker"]).status.success());
 }
 
-/// `-t`: the workload gets a terminal as its stdin/stdout (driven here through a pty pair).
+/// `-t`: the workload gets a terminal from the container's own devpts (so `tty` names it) as
+/// its stdin/stdout; typed input is relayed (driven here through a pty pair).
 #[test]
 fn tty_gives_the_workload_a_terminal() {
     if !can_run() {
@@ -432,7 +433,7 @@ fn tty_gives_the_workload_a_terminal() {
             "--",
             "sh",
             "-c",
-            "test -t 0 && test -t 1 && echo stdin-and-stdout-are-a-tty; read x; echo got-$x",
+            "tty; test -t 0 && test -t 1 && echo stdin-and-stdout-are-a-tty; read x; echo got-$x",
         ])
         .stdin(slave.try_clone().unwrap())
         .stdout(slave.try_clone().unwrap())
@@ -453,7 +454,9 @@ fn tty_gives_the_workload_a_terminal() {
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(status.success(), "{text}");
     assert!(
-        text.contains("stdin-and-stdout-are-a-tty") && text.contains("got-typed"),
+        text.contains("/dev/pts/0")
+            && text.contains("stdin-and-stdout-are-a-tty")
+            && text.contains("got-typed"),
         "{text}"
     );
 }

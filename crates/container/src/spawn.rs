@@ -352,6 +352,10 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
     // ---- 4. Go ----------------------------------------------------------------------------
     write(&sync_w, b"g").map_err(|e| SpawnError::io("releasing the child", e))?;
     drop(sync_w);
+    // With -t the child opens the pty inside the container and sends us the master.
+    parent_stdio
+        .receive_console()
+        .map_err(|e| SpawnError::io("receiving the container's terminal", e))?;
 
     // ---- 5. Exec is the start event -------------------------------------------------------
     let report = read_reports(&status_r)?;
@@ -818,9 +822,9 @@ fn child_setup(plan: &ChildPlan<'_>, go_ns: u64, rootfs_ns: &mut u64) -> ChildRe
         .restrict_bounding_set()
         .map_err(fail(Stage::Capabilities))?;
 
-    // stdio: dup the prepared fds onto 0/1/2.
-    if plan.stdio.controlling_tty {
-        nix::unistd::setsid().map_err(fail(Stage::Stdio))?;
+    // stdio: a pty from the container's own devpts, or the prepared fds onto 0/1/2.
+    if let Some((socket, winsize)) = &plan.stdio.console {
+        stdio::open_console(socket, winsize.as_ref()).map_err(fail(Stage::Stdio))?;
     }
     for (target, fd) in plan.stdio.fds.iter().enumerate() {
         if let Some(fd) = fd {
@@ -828,12 +832,6 @@ fn child_setup(plan: &ChildPlan<'_>, go_ns: u64, rootfs_ns: &mut u64) -> ChildRe
             if unsafe { libc::dup2(fd.as_raw_fd(), target as i32) } < 0 {
                 return Err((Stage::Stdio, 0, Errno::last() as i32));
             }
-        }
-    }
-    if plan.stdio.controlling_tty {
-        // SAFETY: TIOCSCTTY on fd 0 (the pty slave) takes no pointer argument.
-        if unsafe { libc::ioctl(0, libc::TIOCSCTTY, 0) } < 0 {
-            return Err((Stage::Stdio, 0, Errno::last() as i32));
         }
     }
 

@@ -7,15 +7,20 @@
 //!   prefixed with the stream name.
 //! * **Tty** — a pseudo-terminal pair: the workload gets the *slave* side as its controlling
 //!   terminal (so job control and Ctrl-C work inside), isolab holds the *master* and relays bytes
-//!   between it and the user's terminal, which it switches to raw mode for the duration.
+//!   between it and the user's terminal, which it switches to raw mode for the duration. The
+//!   pair is allocated by the child from the container's *own* devpts instance (`/dev/ptmx`
+//!   after pivot_root), so `tty`, `ps` and tmux inside see `/dev/pts/0`; the child hands the
+//!   master back over a unix socket (`SCM_RIGHTS`), as runc's console socket does.
 
 use nix::errno::Errno;
-use nix::pty::{openpty, OpenptyResult, Winsize};
+use nix::fcntl::OFlag;
+use nix::pty::Winsize;
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::termios::{self, SetArg, Termios};
 use nix::unistd::{pipe2, read, write};
 use std::fs::File;
 use std::io::Write as _;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 
 /// How the workload's streams are connected.
@@ -40,7 +45,9 @@ pub(crate) enum ParentStdio {
         log: File,
     },
     Tty {
-        master: OwnedFd,
+        /// Arrives from the child once it has opened the pty ([`ParentStdio::receive_console`]).
+        master: Option<OwnedFd>,
+        socket: OwnedFd,
         saved: Option<Termios>,
     },
 }
@@ -50,8 +57,8 @@ pub(crate) enum ParentStdio {
 pub(crate) struct ChildStdio {
     /// (fd for stdin, stdout, stderr); `None` keeps what the process inherited.
     pub fds: [Option<OwnedFd>; 3],
-    /// Make the terminal on stdin the controlling terminal (after `setsid`).
-    pub controlling_tty: bool,
+    /// With a tty: the socket to send the pty master over, and the user's window size.
+    pub console: Option<(OwnedFd, Option<Winsize>)>,
 }
 
 /// Creates the pipes or the pty before the clone.
@@ -61,7 +68,7 @@ pub(crate) fn prepare(mode: &StdioMode) -> std::io::Result<(ParentStdio, ChildSt
             ParentStdio::Inherit,
             ChildStdio {
                 fds: [None, None, None],
-                controlling_tty: false,
+                console: None,
             },
         )),
         StdioMode::Log(path) => {
@@ -79,21 +86,18 @@ pub(crate) fn prepare(mode: &StdioMode) -> std::io::Result<(ParentStdio, ChildSt
                 },
                 ChildStdio {
                     fds: [None, Some(out_w), Some(err_w)],
-                    controlling_tty: false,
+                    console: None,
                 },
             ))
         }
         StdioMode::Tty => {
             let stdin = std::io::stdin();
             let winsize = window_size(stdin.as_fd());
-            let OpenptyResult { master, slave } = openpty(winsize.as_ref(), None)?;
-            nix::fcntl::fcntl(
-                &master,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
-            )?;
-            nix::fcntl::fcntl(
-                &slave,
-                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            let (parent_end, child_end) = socketpair(
+                AddressFamily::Unix,
+                SockType::SeqPacket,
+                None,
+                SockFlag::SOCK_CLOEXEC,
             )?;
             let saved = termios::tcgetattr(stdin.as_fd()).ok();
             if let Some(orig) = &saved {
@@ -101,17 +105,108 @@ pub(crate) fn prepare(mode: &StdioMode) -> std::io::Result<(ParentStdio, ChildSt
                 termios::cfmakeraw(&mut raw);
                 termios::tcsetattr(stdin.as_fd(), SetArg::TCSANOW, &raw)?;
             }
-            let s1 = slave.try_clone()?;
-            let s2 = slave.try_clone()?;
             Ok((
-                ParentStdio::Tty { master, saved },
+                ParentStdio::Tty {
+                    master: None,
+                    socket: parent_end,
+                    saved,
+                },
                 ChildStdio {
-                    fds: [Some(slave), Some(s1), Some(s2)],
-                    controlling_tty: true,
+                    fds: [None, None, None],
+                    console: Some((child_end, winsize)),
                 },
             ))
         }
     }
+}
+
+/// In the child, after pivot_root: opens a pty in the container's devpts, makes its slave the
+/// controlling terminal and stdin/stdout/stderr, and sends the master to the parent. No
+/// allocation (stack buffers only): this runs between clone and exec.
+pub(crate) fn open_console(socket: &OwnedFd, winsize: Option<&Winsize>) -> nix::Result<()> {
+    let master = nix::fcntl::open(
+        c"/dev/ptmx",
+        OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the valid `unlock`.
+    if unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) } < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: TIOCGPTPEER takes open flags and returns a new fd for the slave (Linux 4.13+),
+    // without a path lookup.
+    let slave = unsafe {
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY,
+        )
+    };
+    if slave < 0 {
+        return Err(Errno::last());
+    }
+    if let Some(ws) = winsize {
+        // SAFETY: TIOCSWINSZ reads one `struct winsize` from the valid `ws`.
+        unsafe { libc::ioctl(slave, libc::TIOCSWINSZ, ws as *const Winsize) };
+    }
+    nix::unistd::setsid()?;
+    // SAFETY: TIOCSCTTY on the slave we just opened takes no pointer argument.
+    if unsafe { libc::ioctl(slave, libc::TIOCSCTTY, 0) } < 0 {
+        return Err(Errno::last());
+    }
+    for target in 0..3 {
+        // SAFETY: dup2 of the open slave onto 0/1/2.
+        if unsafe { libc::dup2(slave, target) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    if slave > 2 {
+        // SAFETY: closing our own extra slave fd; 0/1/2 keep the terminal open.
+        unsafe { libc::close(slave) };
+    }
+    send_fd(socket.as_raw_fd(), master.as_raw_fd())
+}
+
+/// sendmsg with one `SCM_RIGHTS` fd and one data byte, from stack buffers.
+fn send_fd(socket: RawFd, fd: RawFd) -> nix::Result<()> {
+    let mut byte = [b'c'];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr().cast(),
+        iov_len: 1,
+    };
+    // Room for one cmsghdr carrying one int, 8-byte aligned.
+    let mut control = [0u64; 4];
+    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the sendmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(std::mem::size_of::<RawFd>() as u32) } as usize;
+    // SAFETY: `msg` points at `control`, which has room for one header, so the first header
+    // is non-null and inside the buffer.
+    let cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    if cmsg.is_null() {
+        return Err(Errno::ENOBUFS);
+    }
+    let header = libc::cmsghdr {
+        // SAFETY: CMSG_LEN only computes a size.
+        cmsg_len: unsafe { libc::CMSG_LEN(std::mem::size_of::<RawFd>() as u32) } as usize,
+        cmsg_level: libc::SOL_SOCKET,
+        cmsg_type: libc::SCM_RIGHTS,
+    };
+    // SAFETY: `cmsg` points into `control` (checked non-null above), aligned for a cmsghdr.
+    unsafe { std::ptr::write(cmsg, header) };
+    // SAFETY: CMSG_DATA of a header inside `control` points at the fd slot, also inside it.
+    let data = unsafe { libc::CMSG_DATA(cmsg) };
+    // SAFETY: `data` has room for one int; it may be unaligned, hence write_unaligned.
+    unsafe { std::ptr::write_unaligned(data.cast::<RawFd>(), fd) };
+    // SAFETY: sendmsg only reads `msg` and what it points to, all alive for the call.
+    if unsafe { libc::sendmsg(socket, &msg, 0) } < 0 {
+        return Err(Errno::last());
+    }
+    Ok(())
 }
 
 fn window_size(fd: BorrowedFd<'_>) -> Option<Winsize> {
@@ -141,10 +236,14 @@ impl ParentStdio {
                 }
                 v
             }
-            ParentStdio::Tty { master, .. } => vec![
+            ParentStdio::Tty {
+                master: Some(master),
+                ..
+            } => vec![
                 (master.as_raw_fd(), Source::Master),
                 (libc::STDIN_FILENO, Source::Stdin),
             ],
+            ParentStdio::Tty { master: None, .. } => Vec::new(),
         }
     }
 
@@ -185,7 +284,13 @@ impl ParentStdio {
                     }
                 }
             }
-            (ParentStdio::Tty { master, .. }, Source::Master) => match read(&*master, &mut buf) {
+            (
+                ParentStdio::Tty {
+                    master: Some(master),
+                    ..
+                },
+                Source::Master,
+            ) => match read(&*master, &mut buf) {
                 Ok(0) | Err(Errno::EIO) => false,
                 Ok(n) => {
                     let mut out = std::io::stdout();
@@ -196,7 +301,13 @@ impl ParentStdio {
                 Err(Errno::EINTR | Errno::EAGAIN) => true,
                 Err(_) => false,
             },
-            (ParentStdio::Tty { master, .. }, Source::Stdin) => {
+            (
+                ParentStdio::Tty {
+                    master: Some(master),
+                    ..
+                },
+                Source::Stdin,
+            ) => {
                 // SAFETY: fd 0 stays open for the life of the process; borrowing it is sound.
                 let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
                 match read(stdin, &mut buf) {
@@ -212,7 +323,11 @@ impl ParentStdio {
 
     /// Copies the user's terminal size to the container's pty (on SIGWINCH).
     pub(crate) fn resize(&self) {
-        if let ParentStdio::Tty { master, .. } = self {
+        if let ParentStdio::Tty {
+            master: Some(master),
+            ..
+        } = self
+        {
             // SAFETY: fd 0 stays open for the life of the process; borrowing it is sound.
             let stdin = unsafe { BorrowedFd::borrow_raw(libc::STDIN_FILENO) };
             if let Some(ws) = window_size(stdin) {
@@ -220,6 +335,33 @@ impl ParentStdio {
                 unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
             }
         }
+    }
+
+    /// With a tty: waits for the child to send the pty master. `Ok(false)` when the child closed
+    /// the socket without sending one (it failed; its status report says why).
+    pub(crate) fn receive_console(&mut self) -> std::io::Result<bool> {
+        let ParentStdio::Tty { master, socket, .. } = self else {
+            return Ok(true);
+        };
+        let mut byte = [0u8; 1];
+        let mut iov = [std::io::IoSliceMut::new(&mut byte)];
+        let mut space = nix::cmsg_space!(RawFd);
+        let msg = nix::sys::socket::recvmsg::<()>(
+            socket.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            nix::sys::socket::MsgFlags::MSG_CMSG_CLOEXEC,
+        )?;
+        for cmsg in msg.cmsgs()? {
+            if let nix::sys::socket::ControlMessageOwned::ScmRights(fds) = cmsg {
+                if let Some(fd) = fds.first() {
+                    // SAFETY: the kernel just installed this fd in our table for us alone.
+                    *master = Some(unsafe { OwnedFd::from_raw_fd(*fd) });
+                    return Ok(true);
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Drains what is left after the workload exited.
