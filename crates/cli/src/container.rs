@@ -360,8 +360,9 @@ fn parse_user(u: &str) -> Result<(u32, u32)> {
 }
 
 fn run_container(args: RunArgs) -> Result<u8> {
-    if !nix::unistd::Uid::effective().is_root() {
-        bail!("isolab container run needs root (namespaces, cgroups and mounts): run it with sudo");
+    let rootless = !nix::unistd::Uid::effective().is_root();
+    if rootless && !args.userns && !args.namespaces.contains(Namespace::User) {
+        bail!("isolab container run needs root (namespaces, cgroups and mounts): run it with sudo, or rootless with --userns");
     }
     // 1. Validate everything before creating anything.
     let (rootfs_hint, bundle_spec) = match (&args.bundle, &args.rootfs) {
@@ -395,6 +396,20 @@ fn run_container(args: RunArgs) -> Result<u8> {
             spec_from_args(&args, rootfs)?
         }
     };
+    if rootless {
+        // Container root is the caller; cgroups and the bridge belong to the host's root.
+        if spec.resources != Resources::default() {
+            bail!("resource limits need cgroups, which only root can create here: drop --memory/--cpus/--pids-limit/... or run with sudo");
+        }
+        if spec.network == NetworkMode::Bridge {
+            bail!("--net bridge needs root (isolab's bridge lives in a namespace root owns): use --net none or host, or run with sudo");
+        }
+        spec.use_cgroup = false;
+        spec.id_mapping = Some(IdMapping {
+            host_base: nix::unistd::Uid::effective().as_raw(),
+            count: 1,
+        });
+    }
     let cgroups = if spec.use_cgroup {
         Some(CgroupRoot::detect()?)
     } else {

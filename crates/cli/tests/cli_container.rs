@@ -355,6 +355,16 @@ fn an_oci_bundle_from_crun_spec_runs() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "bundle 1 crun\n");
 }
 
+/// Kills (and reaps) a spawned isolab if the test fails half-way, so no container outlives it.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn pause_freezes_and_resume_thaws() {
     if !can_run() {
@@ -363,58 +373,54 @@ fn pause_freezes_and_resume_thaws() {
     let home = Home::new();
     let out_dir = tempfile::tempdir().unwrap();
     let volume = format!("{}:/out", out_dir.path().display());
-    let mut child = home
-        .isolab()
-        .args([
-            "container",
-            "run",
-            "--name",
-            "ticker",
-            "-v",
-            &volume,
-            "--",
-            "sh",
-            "-c",
-            "while :; do date +%s%N > /out/t; sleep 0.05; done",
-        ])
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    // A counter, not `date`: busybox's date has only whole seconds.
+    let mut child = KillOnDrop(
+        home.isolab()
+            .args([
+                "container",
+                "run",
+                "--name",
+                "ticker",
+                "-v",
+                &volume,
+                "--",
+                "sh",
+                "-c",
+                "i=0; while :; do i=$((i+1)); echo $i > /out/t; sleep 0.05; done",
+            ])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let tick = out_dir.path().join("t");
+    let read_tick = || std::fs::read_to_string(&tick).unwrap_or_default();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !tick.exists() {
-        assert!(Instant::now() < deadline);
+    while read_tick().trim().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the container never started ticking"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = home.run(&["container", "pause", "ticker"]);
     assert!(out.status.success(), "{}", stderr(&out));
     std::thread::sleep(Duration::from_millis(100));
-    let frozen = std::fs::read_to_string(&tick).unwrap();
+    let frozen = read_tick();
     std::thread::sleep(Duration::from_millis(400));
-    assert_eq!(
-        std::fs::read_to_string(&tick).unwrap(),
-        frozen,
-        "a paused container made progress"
-    );
+    assert_eq!(read_tick(), frozen, "a paused container made progress");
     let out = home.run(&["container", "resume", "ticker"]);
     assert!(out.status.success(), "{}", stderr(&out));
     std::thread::sleep(Duration::from_millis(400));
-    assert_ne!(
-        std::fs::read_to_string(&tick).unwrap(),
-        frozen,
-        "resume did not thaw it"
-    );
+    assert_ne!(read_tick(), frozen, "resume did not thaw it");
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    let _ = child.wait();
+    let _ = child.0.wait();
     assert!(home.run(&["container", "rm", "ticker"]).status.success());
 }
 
-/// `-t`: the workload gets a terminal from the container's own devpts (so `tty` names it) as
-/// its stdin/stdout; typed input is relayed (driven here through a pty pair).
 #[test]
 fn tty_gives_the_workload_a_terminal() {
     if !can_run() {
@@ -458,5 +464,62 @@ fn tty_gives_the_workload_a_terminal() {
             && text.contains("stdin-and-stdout-are-a-tty")
             && text.contains("got-typed"),
         "{text}"
+    );
+}
+
+/// An ordinary user can run a rootless container with --userns: root inside is the caller
+/// outside (a one-id map), there is no cgroup, and the writable layer still works.
+#[test]
+fn rootless_userns_container_runs_as_the_caller() {
+    if !can_run() || crate_path("setpriv").is_none() {
+        return;
+    }
+    let home = Home::new();
+    std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_isolab"))
+            .args(args)
+            .env("ISOLAB_HOME", home.path())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&[
+        "container",
+        "run",
+        "--rm",
+        "--userns",
+        "--",
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; echo hi > /etc/new && cat /etc/new; echo $$",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines[0], "0", "{text}");
+    assert_eq!(
+        lines[1].split_whitespace().collect::<Vec<_>>(),
+        ["0", "65534", "1"]
+    );
+    assert_eq!(&lines[2..], ["hi", "1"]);
+    assert!(home.containers().is_empty());
+    // What needs the host's root is refused with one line.
+    let out = as_nobody(&[
+        "container",
+        "run",
+        "--rm",
+        "--userns",
+        "--memory",
+        "64M",
+        "--",
+        "true",
+    ]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("cgroups"),
+        "{}",
+        stderr(&out)
     );
 }

@@ -631,6 +631,13 @@ impl Store {
     pub fn default_home() -> PathBuf {
         match std::env::var_os(HOME_ENV) {
             Some(home) if !home.is_empty() => PathBuf::from(home),
+            // A rootless user keeps images and containers in their own data directory.
+            _ if !nix::unistd::Uid::effective().is_root() => std::env::var_os("XDG_DATA_HOME")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+                .map(|d| d.join("isolab"))
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_HOME)),
             _ => PathBuf::from(DEFAULT_HOME),
         }
     }

@@ -46,8 +46,12 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Why a container could not be started or waited for.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
-    #[error("isolab needs root to create namespaces, cgroups and mounts: run it with sudo")]
+    #[error("isolab needs root to create namespaces, cgroups and mounts: run it with sudo, or rootless with a user namespace (--userns)")]
     NotRoot,
+    #[error(
+        "a rootless container (not root, in a user namespace) cannot {0}: run as root for that"
+    )]
+    Rootless(&'static str),
     #[error("invalid container spec: {0}")]
     Spec(String),
     #[error(transparent)]
@@ -206,11 +210,26 @@ fn us_between(from_ns: u64, to_ns: u64) -> u64 {
 /// Runs `spec` to completion. The heart of isolab's container engine.
 pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, SpawnError> {
     let t_start = mono_ns();
-    if !Uid::effective().is_root() {
-        return Err(SpawnError::NotRoot);
+    let userns = spec.namespaces.contains(Namespace::User);
+    // Without root, a user namespace is what grants the privileges the setup needs inside it
+    // ("rootless"); what lives outside it (cgroups, the bridge) stays out of reach.
+    let rootless = !Uid::effective().is_root();
+    if rootless {
+        if !userns {
+            return Err(SpawnError::NotRoot);
+        }
+        if ctx.cgroups.is_some() && spec.use_cgroup {
+            return Err(SpawnError::Rootless(
+                "create cgroups (limits and usage statistics need root, or a delegated cgroup)",
+            ));
+        }
+        if spec.network == NetworkMode::Bridge {
+            return Err(SpawnError::Rootless(
+                "join the bridge (use --net none or host)",
+            ));
+        }
     }
     validate(spec)?;
-    let userns = spec.namespaces.contains(Namespace::User);
     let new_mntns = spec.namespaces.contains(Namespace::Mount);
     let new_netns = spec.namespaces.contains(Namespace::Net);
 
@@ -223,7 +242,8 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
     let mut cgroup_ns = mono_ns() - t0;
 
     let disk_overlay = ctx.overlay.as_ref().filter(|d| d.in_memory.is_none());
-    if let (true, Some(dirs), Some(map)) = (userns, disk_overlay, spec.id_mapping) {
+    if let (true, false, Some(dirs), Some(map)) = (userns, rootless, disk_overlay, spec.id_mapping)
+    {
         // The mapped root must own its writable layer to write into it.
         for dir in [&dirs.upper, &dirs.work] {
             std::os::unix::fs::chown(dir, Some(map.host_base), Some(map.host_base))
@@ -330,7 +350,8 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
     // ---- 3. Wire up from outside ----------------------------------------------------------
     if userns {
         let map = spec.id_mapping.unwrap_or_default();
-        write_id_maps(pid, map).map_err(|e| SpawnError::io("writing the uid/gid maps", e))?;
+        write_id_maps(pid, map, rootless)
+            .map_err(|e| SpawnError::io("writing the uid/gid maps", e))?;
     }
     if let (Some(cg), None) = (&cgroup, &into_cgroup) {
         let t = mono_ns();
@@ -968,7 +989,21 @@ fn clone3(ns_flags: u64, cgroup_fd: Option<RawFd>) -> Result<Forked, Errno> {
     }
 }
 
-fn write_id_maps(pid: Pid, map: crate::IdMapping) -> std::io::Result<()> {
+/// Writes the child's uid/gid maps. Root may map any range. An unprivileged caller may only
+/// map its own uid and gid, and must first give up `setgroups` in the namespace (otherwise the
+/// container could drop a supplementary group the host uses to deny it access).
+fn write_id_maps(pid: Pid, map: crate::IdMapping, rootless: bool) -> std::io::Result<()> {
+    if rootless {
+        std::fs::write(
+            format!("/proc/{pid}/uid_map"),
+            format!("0 {} 1\n", Uid::effective()),
+        )?;
+        std::fs::write(format!("/proc/{pid}/setgroups"), "deny")?;
+        return std::fs::write(
+            format!("/proc/{pid}/gid_map"),
+            format!("0 {} 1\n", Gid::effective()),
+        );
+    }
     let line = format!("0 {} {}\n", map.host_base, map.count);
     std::fs::write(format!("/proc/{pid}/uid_map"), &line)?;
     std::fs::write(format!("/proc/{pid}/gid_map"), &line)
