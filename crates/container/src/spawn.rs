@@ -592,24 +592,24 @@ enum Stage {
 }
 
 impl Stage {
+    /// Every stage, so a number read back from the status pipe maps to one.
+    const ALL: [Stage; 12] = [
+        Stage::Sync,
+        Stage::CgroupNs,
+        Stage::Ids,
+        Stage::Rootfs,
+        Stage::Hostname,
+        Stage::Network,
+        Stage::Capabilities,
+        Stage::User,
+        Stage::Workdir,
+        Stage::Stdio,
+        Stage::Seccomp,
+        Stage::Exec,
+    ];
+
     fn from_u32(v: u32) -> Option<Stage> {
-        use Stage::*;
-        [
-            Sync,
-            CgroupNs,
-            Ids,
-            Rootfs,
-            Hostname,
-            Network,
-            Capabilities,
-            User,
-            Workdir,
-            Stdio,
-            Seccomp,
-            Exec,
-        ]
-        .into_iter()
-        .find(|s| *s as u32 == v)
+        Stage::ALL.into_iter().find(|s| *s as u32 == v)
     }
 }
 
