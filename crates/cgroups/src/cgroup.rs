@@ -335,6 +335,27 @@ impl CgroupRoot {
             destroy_on_drop: false,
         })
     }
+
+    /// Names of every cgroup under the shared `isolab` parents, in any hierarchy, sorted.
+    /// Lets a cleanup find cgroups whose launcher was killed before it could remove them.
+    pub fn names(&self) -> Vec<String> {
+        let mut parents: Vec<PathBuf> = self.v1.iter().map(|h| h.isolab_dir.clone()).collect();
+        if let Some(v2h) = &self.v2 {
+            parents.push(v2h.own_dir.join("isolab"));
+            parents.push(v2h.mount_point.join("isolab"));
+        }
+        let mut names: Vec<String> = parents
+            .iter()
+            .filter_map(|p| std::fs::read_dir(p).ok())
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
 }
 
 impl Cgroup {

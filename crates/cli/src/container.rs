@@ -47,7 +47,7 @@ pub enum ContainerCommand {
     Pause { container: String },
     /// Thaw a paused container.
     Resume { container: String },
-    /// Remove every exited container.
+    /// Remove every exited container, and empty cgroups left by a killed isolab.
     Prune,
 }
 
@@ -209,16 +209,48 @@ pub fn run(cmd: ContainerCommand) -> Result<u8> {
         ContainerCommand::Resume { container } => freeze(&container, false),
         ContainerCommand::Prune => {
             let store = open_store()?;
-            for c in store.list_containers()? {
-                if !c.is_running() {
+            let containers = store.list_containers()?;
+            let mut live = std::collections::HashSet::new();
+            for c in &containers {
+                if c.is_running() {
+                    live.insert(c.id.clone());
+                } else {
                     store.remove_container(&c.id)?;
                     println!("{}", c.id);
+                }
+            }
+            // cgroups left by an isolab that was itself killed (SIGKILL cannot be cleaned up
+            // after): no running container owns them, and nothing runs inside them.
+            if nix::unistd::Uid::effective().is_root() {
+                let root = CgroupRoot::detect()?;
+                for name in root.names() {
+                    if live.contains(&name) {
+                        continue;
+                    }
+                    let mut cg = root.open(&name)?;
+                    // A launcher attaches its container within milliseconds of creating the
+                    // cgroup: an empty one younger than that may be a start in progress.
+                    let settled = cg.paths().iter().all(|p| {
+                        std::fs::metadata(p)
+                            .and_then(|m| m.modified())
+                            .ok()
+                            .and_then(|t| t.elapsed().ok())
+                            .is_some_and(|age| age >= PRUNE_MIN_AGE)
+                    });
+                    if settled && cg.pids()?.is_empty() {
+                        cg.set_destroy_on_drop(true);
+                        cg.destroy()?;
+                        println!("cgroup {name}");
+                    }
                 }
             }
             Ok(0)
         }
     }
 }
+
+/// How old an empty cgroup must be before `prune` treats it as abandoned.
+const PRUNE_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn open_store() -> Result<Store> {
     Ok(Store::open(&Store::default_home())?)

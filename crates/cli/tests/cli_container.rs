@@ -523,3 +523,58 @@ fn rootless_userns_container_runs_as_the_caller() {
         stderr(&out)
     );
 }
+
+/// `kill -9` of isolab itself cannot be cleaned up after; the container dies with it
+/// (PDEATHSIG), and `isolab container prune` removes what is left: the record and the cgroup.
+#[test]
+fn prune_cleans_up_after_a_killed_isolab() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let mut child = KillOnDrop(
+        home.isolab()
+            .args(["container", "run", "--name", "victim", "--", "sleep", "30"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let container = wait_for_container(child.0.id());
+    let id = home
+        .containers()
+        .into_iter()
+        .next()
+        .expect("a container record");
+    let cgroups_of = |id: &str| -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+            let mut stack = vec![entry.path()];
+            while let Some(dir) = stack.pop() {
+                for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        if e.file_name() == id.as_ref() as &std::ffi::OsStr {
+                            found.push(e.path());
+                        }
+                        stack.push(e.path());
+                    }
+                }
+            }
+        }
+        found
+    };
+    assert!(!cgroups_of(&id).is_empty());
+    child.0.kill().unwrap();
+    let _ = child.0.wait();
+    // The container went with its launcher.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Path::new(&format!("/proc/{container}")).exists() {
+        assert!(Instant::now() < deadline, "the container outlived isolab");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    // prune leaves empty cgroups younger than 2 s alone (a start may be in progress).
+    std::thread::sleep(Duration::from_millis(2100));
+    let out = home.run(&["container", "prune"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(home.containers().is_empty());
+    assert!(cgroups_of(&id).is_empty(), "prune left cgroups behind");
+}
