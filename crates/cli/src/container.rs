@@ -164,6 +164,11 @@ pub struct RunArgs {
     /// System call filter.
     #[arg(long, value_enum, default_value = "unconfined")]
     pub seccomp: SeccompArg,
+    /// Run a tiny init as PID 1 that forwards signals to the command (then PID 2) and reaps
+    /// zombies. Without it the command is PID 1, which the kernel shields from every signal it
+    /// has no handler for: `timeout` or Ctrl-C cannot stop a plain `sleep`.
+    #[arg(long)]
+    pub init: bool,
     /// Allocate a pseudo-terminal (for an interactive shell).
     #[arg(short = 't', long)]
     pub tty: bool,
@@ -326,6 +331,7 @@ pub fn spec_from_args(args: &RunArgs, rootfs: RootfsSource) -> Result<ContainerS
         SeccompArg::Default => SeccompMode::Default,
     };
     spec.tty = args.tty;
+    spec.init = args.init;
     let base = if args.privileged {
         CapSet::all()
     } else {

@@ -578,3 +578,54 @@ fn prune_cleans_up_after_a_killed_isolab() {
     assert!(home.containers().is_empty());
     assert!(cgroups_of(&id).is_empty(), "prune left cgroups behind");
 }
+
+/// Without --init the command is PID 1 and shrugs off `timeout`'s SIGTERM; with it, a tiny
+/// init is PID 1, the command is PID 2 and the signal lands.
+#[test]
+fn init_makes_the_workload_pid_2_and_signals_land() {
+    if !can_run() {
+        return;
+    }
+    let home = Home::new();
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--init",
+        "--",
+        "sh",
+        "-c",
+        "echo $$",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "2\n");
+    let start = Instant::now();
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--init",
+        "--",
+        "timeout",
+        "1",
+        "sleep",
+        "10",
+    ]);
+    assert_eq!(out.status.code(), Some(128 + 15), "{}", stderr(&out));
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        start.elapsed()
+    );
+    let out = home.run(&[
+        "container",
+        "run",
+        "--rm",
+        "--init",
+        "--",
+        "sh",
+        "-c",
+        "exit 5",
+    ]);
+    assert_eq!(out.status.code(), Some(5));
+}

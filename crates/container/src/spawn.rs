@@ -299,6 +299,7 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         new_netns,
         child_net,
         user: spec.user,
+        init: spec.init,
         capabilities: spec.capabilities,
         seccomp,
         stdio: &child_stdio,
@@ -403,7 +404,12 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
             let stats = cg.stats().ok();
             let ooms = stats.as_ref().and_then(|s| s.oom_kills).unwrap_or(0);
             cg.destroy()?;
-            let oom = ooms > 0 && status == ExitStatus::Signaled(libc::SIGKILL);
+            // With --init the workload's SIGKILL reaches us as PID 1's exit code 137.
+            let killed = matches!(
+                status,
+                ExitStatus::Signaled(libc::SIGKILL) | ExitStatus::Exited(137)
+            );
+            let oom = ooms > 0 && killed;
             (stats, oom)
         }
         None => (None, false),
@@ -564,6 +570,7 @@ struct ChildPlan<'a> {
     new_netns: bool,
     child_net: Option<&'a crate::network::ChildNet>,
     user: (u32, u32),
+    init: bool,
     capabilities: crate::CapSet,
     seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     stdio: &'a ChildStdio,
@@ -891,12 +898,82 @@ fn child_setup(plan: &ChildPlan<'_>, go_ns: u64, rootfs_ns: &mut u64) -> ChildRe
         crate::seccomp::install(filter).map_err(fail(Stage::Seccomp))?;
     }
 
+    if plan.init {
+        become_init(plan.status_w);
+    }
+
     // Tell the parent the exec instant, then exec. If exec fails we send an error record too.
     let rec = encode_report(REPORT_OK, 0, 0, 0, [go_ns, *rootfs_ns, mono_ns()]);
     // SAFETY: `status_w` is the open write end of the status pipe, owned by this process.
     let status = unsafe { std::os::fd::BorrowedFd::borrow_raw(plan.status_w) };
     let _ = write(status, &rec);
     exec_candidates(plan.exec)
+}
+
+/// The workload PID 1 forwards signals to (set once, before any handler can run).
+static INIT_CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let child = INIT_CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe; forwarding to our own child.
+        unsafe { libc::kill(child, sig) };
+    }
+}
+
+/// `--init`: this process stays PID 1 and the workload becomes PID 2. The kernel delivers to
+/// a namespace's PID 1 only the signals it has handlers for, so a workload that is PID 1 and
+/// never installed one (`sleep`, most programs) ignores SIGTERM and SIGINT; as PID 2 it gets
+/// them through the handlers installed here. PID 1 also reaps orphaned zombies, and exits with
+/// the workload's status. Returns only in PID 2, which goes on to exec the workload.
+fn become_init(status_w: RawFd) {
+    // A raw clone (fork semantics): glibc's fork would run atfork handlers on locks copied
+    // from a possibly multi-threaded parent.
+    // SAFETY: clone with only SIGCHLD and no stack behaves like fork; both sides continue on
+    // copies of this stack and make raw syscalls only.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) };
+    if pid == 0 {
+        return;
+    }
+    if pid < 0 {
+        // SAFETY: ending this process; the parent reads the exit status.
+        unsafe { libc::_exit(125) };
+    }
+    let child = pid as libc::pid_t;
+    INIT_CHILD.store(child, std::sync::atomic::Ordering::Relaxed);
+    // The workload reports its exec through this pipe; ours must not hold it open.
+    // SAFETY: closing our copy of the status pipe's write end.
+    unsafe { libc::close(status_w) };
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
+        // SAFETY: installing an async-signal-safe handler that only calls kill.
+        unsafe { libc::signal(sig, forward_signal as *const () as libc::sighandler_t) };
+    }
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid writes the status into the valid local.
+        let reaped = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if reaped == child {
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            // SAFETY: ending PID 1 ends the namespace; the kernel kills what is left.
+            unsafe { libc::_exit(code) };
+        }
+        if reaped < 0 && Errno::last() != Errno::EINTR {
+            // SAFETY: as above; no child is left to wait for.
+            unsafe { libc::_exit(125) };
+        }
+    }
 }
 
 fn exec_candidates(exec: &ExecPlan) -> ChildResult {

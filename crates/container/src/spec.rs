@@ -47,6 +47,9 @@ pub struct ContainerSpec {
     pub user: (u32, u32),
     /// The capability bounding set: what root inside may still do (docker's 14 by default).
     pub capabilities: CapSet,
+    /// Run a minimal init as PID 1 that forwards signals to the workload (PID 2) and reaps
+    /// zombies, like `docker run --init`.
+    pub init: bool,
 }
 
 /// Where the container's `/` comes from.
@@ -144,6 +147,7 @@ impl ContainerSpec {
             tty: false,
             user: (0, 0),
             capabilities: CapSet::docker_default(),
+            init: false,
         }
     }
 }
