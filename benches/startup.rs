@@ -4,6 +4,7 @@
 //! `cargo bench --bench startup` (as root). Rows are `startup/<environment>/true`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
+use isolab_bench::fixture::peers;
 use isolab_benches::{
     container_skip_reason, hide_cgroup2_mount_for_crun, run_quiet, which, Fixture,
 };
@@ -11,8 +12,12 @@ use isolab_cgroups::{CgroupRoot, Resources};
 use isolab_container::rootfs::OverlayDirs;
 use isolab_container::spawn::{self, ExitStatus, RunContext};
 use isolab_container::{ContainerSpec, RootfsSource};
+use std::ffi::OsString;
 use std::process::Command;
 use std::time::{Duration, Instant};
+
+/// A peer's command line for launch number `i`.
+type PeerArgv = Box<dyn Fn(u64) -> Vec<OsString>>;
 
 /// Times `iters` sequential launches; ms-scale work, so each one is timed on its own.
 fn timed(iters: u64, mut launch: impl FnMut(u64)) -> Duration {
@@ -125,50 +130,38 @@ fn startup(c: &mut Criterion) {
         })
     });
 
-    if which("unshare").is_some() {
-        group.bench_function(BenchmarkId::new("unshare-fpmuin", "true"), |b| {
-            b.iter_custom(|n| {
-                timed(n, |_| {
-                    run_quiet(Command::new("unshare").args(["-fpmuin", "--mount-proc", "true"]))
-                })
-            })
-        });
-    }
-    if which("bwrap").is_some() {
-        let rootfs = fx.rootfs();
-        group.bench_function(BenchmarkId::new("bwrap", "true"), |b| {
-            b.iter_custom(|n| {
-                timed(n, |_| {
-                    run_quiet(Command::new("bwrap").args([
-                        "--unshare-all",
-                        "--bind",
-                        rootfs.to_str().unwrap(),
-                        "/",
-                        "--proc",
-                        "/proc",
-                        "--dev",
-                        "/dev",
-                        "/bin/true",
-                    ]))
-                })
-            })
-        });
-    }
+    // The peers run the command lines `isolab bench` uses, on the same rootfs and bundle.
+    let rootfs = fx.rootfs().to_string_lossy().into_owned();
+    let bundle = fx.bundle().to_string_lossy().into_owned();
+    let mut peer_rows: Vec<(&str, PeerArgv)> = Vec::new();
     for runtime in ["crun", "runc"] {
-        if which(runtime).is_none() {
-            eprintln!("startup: {runtime} not measured here: not installed (scripts/setup.sh installs it)");
+        let bundle = bundle.clone();
+        peer_rows.push((
+            runtime,
+            Box::new(move |i| {
+                peers::oci_run(
+                    runtime,
+                    &bundle,
+                    &format!("isolab-bench-{}-{i}", std::process::id()),
+                )
+            }),
+        ));
+    }
+    let (r1, r2) = (rootfs.clone(), rootfs);
+    peer_rows.push(("bwrap", Box::new(move |_| peers::bwrap(&r1))));
+    peer_rows.push(("unshare", Box::new(move |_| peers::unshare(&r2))));
+    for (name, argv) in peer_rows {
+        if which(name).is_none() {
+            eprintln!(
+                "startup: {name} not measured here: not installed (scripts/setup.sh installs it)"
+            );
             continue;
         }
-        let bundle_dir = fx.bundle();
-        group.bench_function(BenchmarkId::new(runtime, "true"), |b| {
+        group.bench_function(BenchmarkId::new(name, "true"), |b| {
             b.iter_custom(|n| {
                 timed(n, |i| {
-                    run_quiet(Command::new(runtime).args([
-                        "run",
-                        "--bundle",
-                        bundle_dir.to_str().unwrap(),
-                        &format!("isolab-bench-{}-{i}", std::process::id()),
-                    ]))
+                    let args = argv(i);
+                    run_quiet(Command::new(&args[0]).args(&args[1..]))
                 })
             })
         });

@@ -113,3 +113,39 @@ impl Fixture {
         )
     }
 }
+
+/// The peers' command lines, defined once so `isolab bench` and `cargo bench` run exactly the
+/// same thing against the same rootfs and bundle.
+pub mod peers {
+    use std::ffi::OsString;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    /// `crun run` / `runc run`: create, start, wait for and delete container `id`.
+    pub fn oci_run(runtime: &str, bundle: &str, id: &str) -> Vec<OsString> {
+        os(&[runtime, "run", "--bundle", bundle, id])
+    }
+
+    /// bubblewrap on the rootfs: every namespace, a fresh /proc and /dev.
+    pub fn bwrap(rootfs: &str) -> Vec<OsString> {
+        os(&[
+            "bwrap",
+            "--unshare-all",
+            "--bind",
+            rootfs,
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "/bin/true",
+        ])
+    }
+
+    /// util-linux unshare: the namespaces and a chroot into the rootfs, no cgroup.
+    pub fn unshare(rootfs: &str) -> Vec<OsString> {
+        os(&["unshare", "-fpmuin", "--root", rootfs, "/bin/true"])
+    }
+}

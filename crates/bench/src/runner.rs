@@ -593,7 +593,7 @@ fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<P
                 name: runtime.into(),
                 argv: Box::new(move |i| {
                     let id = format!("isolab-bench-{}-{i}", std::process::id());
-                    os(&[runtime, "run", "--bundle", &bundle, &id])
+                    fixture::peers::oci_run(runtime, &bundle, &id)
                 }),
                 via,
             },
@@ -609,20 +609,7 @@ fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<P
                 unit,
                 PeerCommand {
                     name: "bwrap".into(),
-                    argv: Box::new(move |_| {
-                        os(&[
-                            "bwrap",
-                            "--unshare-all",
-                            "--bind",
-                            &rootfs,
-                            "/",
-                            "--proc",
-                            "/proc",
-                            "--dev",
-                            "/dev",
-                            "/bin/true",
-                        ])
-                    }),
+                    argv: Box::new(move |_| fixture::peers::bwrap(&rootfs)),
                     via: None,
                 },
             ))
@@ -642,9 +629,7 @@ fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<P
                     unit,
                     PeerCommand {
                         name: "unshare".into(),
-                        argv: Box::new(move |_| {
-                            os(&["unshare", "-fpmuin", "--root", &rootfs, "/bin/true"])
-                        }),
+                        argv: Box::new(move |_| fixture::peers::unshare(&rootfs)),
                         via: None,
                     },
                 )
@@ -966,7 +951,7 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
                 Unit::Bytes,
                 RssOf {
                     name: runtime.into(),
-                    argv: os(&[runtime, "run", "--bundle", &bundle, "{id}"]),
+                    argv: fixture::peers::oci_run(runtime, &bundle, "{id}"),
                     via,
                     report: fx.scratch().join(format!("rss-{runtime}.txt")),
                 },
@@ -1253,7 +1238,7 @@ fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                                 "isolab-bench-scale-{}-{n}-{round}-{i}",
                                 std::process::id()
                             );
-                            os(&["crun", "run", "--bundle", &bundle, &id])
+                            fixture::peers::oci_run("crun", &bundle, &id)
                         }),
                         threads: Vec::new(),
                     }),
