@@ -1,5 +1,7 @@
 //! The `isolab container` command as a user meets it: bad input, exit codes, signals, leaks.
 
+mod common;
+use common::wait_for_sleep;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -183,28 +185,6 @@ fn crate_path(program: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The container's PID 1 as seen from the host: the child of isolab's main thread.
-fn container_pid(isolab_pid: u32) -> Option<i32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{isolab_pid}/task/{isolab_pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
-}
-
-fn wait_for_container(isolab_pid: u32) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = container_pid(isolab_pid) {
-            // Wait until it has exec'ed the workload (its comm is no longer isolab's).
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "sleep" {
-                return pid;
-            }
-        }
-        assert!(Instant::now() < deadline, "container never started");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
 #[test]
 fn sigterm_to_isolab_stops_the_container_and_cleans_up() {
     if !can_run() {
@@ -216,7 +196,7 @@ fn sigterm_to_isolab_stops_the_container_and_cleans_up() {
         .args(["container", "run", "--rm", "--", "sleep", "30"])
         .spawn()
         .unwrap();
-    let cpid = wait_for_container(child.id());
+    let cpid = wait_for_sleep(child.id());
     let start = Instant::now();
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
@@ -539,7 +519,7 @@ fn prune_cleans_up_after_a_killed_isolab() {
             .spawn()
             .unwrap(),
     );
-    let container = wait_for_container(child.0.id());
+    let container = wait_for_sleep(child.0.id());
     let id = home
         .containers()
         .into_iter()

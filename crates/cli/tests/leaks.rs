@@ -4,6 +4,8 @@
 //!
 //! Alone in its own test binary so no other test creates or removes things meanwhile.
 
+mod common;
+use common::{container_pid, wait_for_sleep};
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -68,26 +70,6 @@ fn snapshot(home: &Path) -> Snapshot {
         cgroups,
         netns,
         state,
-    }
-}
-
-fn container_pid(isolab_pid: u32) -> Option<i32> {
-    let children =
-        std::fs::read_to_string(format!("/proc/{isolab_pid}/task/{isolab_pid}/children")).ok()?;
-    children.split_whitespace().next()?.parse().ok()
-}
-
-fn wait_for_sleep(isolab_pid: u32) -> i32 {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(pid) = container_pid(isolab_pid) {
-            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-            if comm.trim() == "sleep" {
-                return pid;
-            }
-        }
-        assert!(Instant::now() < deadline, "container never started");
-        std::thread::sleep(Duration::from_millis(2));
     }
 }
 
