@@ -3,7 +3,7 @@
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 use isolab_cgroups::{self as cg, CgroupRoot, Resources};
-use isolab_container::image::Store;
+use isolab_container::image::{ContainerDirs, Store, WritableLayer};
 use isolab_container::rootfs::OverlayDirs;
 use isolab_container::spawn::{self, RunContext, RunOutcome};
 use isolab_container::stdio::StdioMode;
@@ -462,11 +462,30 @@ fn run_container(args: RunArgs) -> Result<u8> {
         SeccompMode::Unconfined => None,
     };
 
-    // 2. Create the container's directories (its writable layer, log, state).
+    // 2. Create the container's record and the directories its writable layer needs. A
+    // container removed on exit keeps its writable layer in memory (nothing to write to disk
+    // or delete); a kept one keeps it on disk for `commit` and inspection.
     let image_name = image.as_ref().map(|i| i.name.as_str()).unwrap_or("-");
-    let dirs = store.create_container(image_name, args.name.as_deref())?;
     let remove_on_exit = args.rm;
-    let cleanup = scopeguard(&store, &dirs.id, remove_on_exit);
+    let layer = match (&spec.rootfs, remove_on_exit) {
+        (RootfsSource::Layers(_), true) => WritableLayer::InMemory,
+        (RootfsSource::Layers(_), false) => WritableLayer::OnDisk,
+        (RootfsSource::Dir(_), _) => WritableLayer::None,
+    };
+    let dirs = if remove_on_exit {
+        let layer_ids = image
+            .as_ref()
+            .map(|i| i.layer_ids.as_slice())
+            .unwrap_or(&[]);
+        store.ephemeral_container(image_name, args.name.as_deref(), layer_ids)?
+    } else {
+        store.create_container_for_run(image_name, args.name.as_deref(), Some(&spec), layer)?
+    };
+    let cleanup = Cleanup {
+        store: &store,
+        dirs: &dirs,
+        remove: remove_on_exit,
+    };
     if spec.hostname.is_none() && spec.namespaces.contains(Namespace::Uts) {
         spec.hostname = Some(dirs.id.clone());
     }
@@ -478,15 +497,15 @@ fn run_container(args: RunArgs) -> Result<u8> {
         )?),
         _ => None,
     };
-    // A container removed on exit keeps its writable layer in memory (nothing to write to
-    // disk or delete); a kept one keeps it on disk for `commit` and inspection.
-    let overlay = matches!(spec.rootfs, RootfsSource::Layers(_)).then(|| {
-        if remove_on_exit {
-            OverlayDirs::in_memory(&dirs.rootfs)
-        } else {
-            OverlayDirs::on_disk(dirs.upper.clone(), dirs.work.clone(), dirs.rootfs.clone())
-        }
-    });
+    let overlay = match layer {
+        WritableLayer::InMemory => Some(OverlayDirs::in_memory(&dirs.rootfs)),
+        WritableLayer::OnDisk => Some(OverlayDirs::on_disk(
+            dirs.upper.clone(),
+            dirs.work.clone(),
+            dirs.rootfs.clone(),
+        )),
+        WritableLayer::None => None,
+    };
     let stdio = if spec.tty {
         if !nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
             bail!("-t needs a terminal on stdin; drop -t when piping input");
@@ -497,7 +516,6 @@ fn run_container(args: RunArgs) -> Result<u8> {
     } else {
         StdioMode::Log(dirs.log.clone())
     };
-    store.mark_running(&dirs.id, &spec)?;
     let ctx = RunContext {
         id: dirs.id.clone(),
         cgroups: cgroups.as_ref(),
@@ -507,52 +525,53 @@ fn run_container(args: RunArgs) -> Result<u8> {
         network,
         seccomp: seccomp.as_ref(),
         on_start: Some(Box::new(|pid| {
-            let _ = store.set_pid(&dirs.id, pid);
+            let _ = if remove_on_exit {
+                store.record_ephemeral_start(&dirs, Some(&spec), pid)
+            } else {
+                store.mark_started(&dirs.id, pid)
+            };
         })),
     };
 
     // 3. Run it.
+    let engine_start = crate::process_clock::since_main();
     let result = spawn::run(&spec, ctx);
     let outcome = match result {
         Ok(o) => o,
         Err(e) => {
             let code = e.exit_code();
-            let _ = store.mark_exited(&dirs.id, code as i32);
+            if !remove_on_exit {
+                let _ = store.mark_exited(&dirs.id, code as i32);
+            }
             drop(cleanup);
             eprintln!("isolab: error: {e}");
             return Ok(code);
         }
     };
-    store.mark_exited(&dirs.id, outcome.status.code())?;
-    report(&args, &outcome)?;
+    if !remove_on_exit {
+        store.mark_exited(&dirs.id, outcome.status.code())?;
+    }
     drop(cleanup);
+    report(&args, &outcome, engine_start)?;
     Ok(outcome.status.code().clamp(0, 255) as u8)
 }
 
-/// Removes a `--rm` container's directory however `run_container` returns.
+/// Removes a `--rm` container's record however `run_container` returns.
 struct Cleanup<'a> {
     store: &'a Store,
-    id: String,
+    dirs: &'a ContainerDirs,
     remove: bool,
-}
-
-fn scopeguard<'a>(store: &'a Store, id: &str, remove: bool) -> Cleanup<'a> {
-    Cleanup {
-        store,
-        id: id.to_string(),
-        remove,
-    }
 }
 
 impl Drop for Cleanup<'_> {
     fn drop(&mut self) {
         if self.remove {
-            let _ = self.store.remove_container(&self.id);
+            let _ = self.store.remove_ephemeral(self.dirs);
         }
     }
 }
 
-fn report(args: &RunArgs, o: &RunOutcome) -> Result<()> {
+fn report(args: &RunArgs, o: &RunOutcome, engine_start: std::time::Duration) -> Result<()> {
     if o.oom_killed {
         eprintln!(
             "isolab: the container was killed by the OOM killer at its memory limit ({}).",
@@ -566,6 +585,17 @@ fn report(args: &RunArgs, o: &RunOutcome) -> Result<()> {
         eprintln!(
             "isolab: start {} µs (cgroup {} µs, clone {} µs, network {} µs, rootfs {} µs, exec setup {} µs); ran {} µs; cleanup {} µs; total {} µs",
             p.start_to_exec_us, p.cgroup_us, p.clone_us, p.network_us, p.rootfs_us, p.exec_setup_us, p.run_us, p.cleanup_us, p.total_us
+        );
+        let us = |d: std::time::Duration| d.as_micros() as u64;
+        let main_to_here = us(crate::process_clock::since_main());
+        let before_engine = us(engine_start);
+        eprintln!(
+            "isolab: whole process: exec→main {} µs (CPU time: loading, runtime start); main→engine {} µs (arguments, store, cgroup detection, seccomp, record); engine {} µs; after the engine {} µs (record removal); exec→now ≈ {} µs",
+            us(crate::process_clock::before_main()),
+            before_engine,
+            p.total_us,
+            main_to_here.saturating_sub(before_engine + p.total_us),
+            us(crate::process_clock::before_main()) + main_to_here,
         );
     }
     if args.stats {

@@ -6,6 +6,7 @@
 mod bench;
 mod container;
 mod image;
+mod process_clock;
 mod vm;
 
 use clap::{Parser, Subcommand};
@@ -54,6 +55,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    process_clock::mark_main_entry();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Container(cmd) => container::run(cmd),

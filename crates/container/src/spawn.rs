@@ -8,8 +8,11 @@
 //!    inside them in one step. With a new PID namespace the child is PID 1 there. `CLONE_PIDFD`
 //!    hands us a file descriptor for the child, which we poll and signal without pid-reuse races.
 //! 3. **Wire up** (parent, while the child waits on a pipe): write the user namespace's uid/gid
-//!    maps, move the child into its cgroup, plug its network namespace into the bridge. Only the
-//!    parent can do these: they are done *to* the child from outside.
+//!    maps, plug its network namespace into the bridge. Only the parent can do these: they are
+//!    done *to* the child from outside. The cgroup is the exception: on v2 the child is born in
+//!    it (`CLONE_INTO_CGROUP`); on v1 its first act is to write `0` to the cgroup's `tasks`
+//!    files, which the parent opened for it — a self-move skips the kernel's global lock and the
+//!    RCU grace period a move by another process waits for ([`Cgroup::self_attach_files`]).
 //! 4. **Go**: the child unshares its cgroup namespace (so /proc/self/cgroup shows `/`), builds its
 //!    root filesystem and pivots into it ([`crate::rootfs`]), sets its hostname, brings up its
 //!    network, drops to the requested user, installs the seccomp filter, and calls `execve`.
@@ -164,7 +167,8 @@ impl ExitStatus {
 /// Where the time of one start went, in microseconds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Phases {
-    /// Creating the cgroup and writing its limits, plus attaching the child.
+    /// Creating the cgroup and writing its limits. Joining it is not here: on v2 the child is
+    /// born inside it (`CLONE_INTO_CGROUP`), on v1 joining it is the child's own first step.
     pub cgroup_us: u64,
     /// The clone3 call that creates the namespaces and the child.
     pub clone_us: u64,
@@ -239,7 +243,7 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         Some(root) if spec.use_cgroup => Some(root.create(&ctx.id, &spec.resources)?),
         _ => None,
     };
-    let mut cgroup_ns = mono_ns() - t0;
+    let cgroup_ns = mono_ns() - t0;
 
     let disk_overlay = ctx.overlay.as_ref().filter(|d| d.in_memory.is_none());
     if let (true, false, Some(dirs), Some(map)) = (userns, rootless, disk_overlay, spec.id_mapping)
@@ -290,7 +294,8 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         None
     };
 
-    let plan = ChildPlan {
+    let mut plan = ChildPlan {
+        cgroup_attach: &[],
         mounts: mounts.as_ref(),
         exec: &exec,
         hostname,
@@ -332,6 +337,13 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         ),
         None => None,
     };
+    // Elsewhere (v1, hybrid) the child moves itself: see `Cgroup::self_attach_files`.
+    let attach_files = match (&cgroup, &into_cgroup) {
+        (Some(cg), None) => open_attach_files(cg)?,
+        _ => Vec::new(),
+    };
+    let attach_fds: Vec<RawFd> = attach_files.iter().map(|f| f.as_raw_fd()).collect();
+    plan.cgroup_attach = &attach_fds;
     let t_clone = mono_ns();
     let child = clone3(flags, into_cgroup.as_ref().map(|fd| fd.as_raw_fd()))
         .map_err(|e| SpawnError::Clone(e, spec.namespaces.to_string()))?;
@@ -354,12 +366,8 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         write_id_maps(pid, map, rootless)
             .map_err(|e| SpawnError::io("writing the uid/gid maps", e))?;
     }
-    if let (Some(cg), None) = (&cgroup, &into_cgroup) {
-        let t = mono_ns();
-        cg.add_pid(pid.as_raw())?;
-        cgroup_ns += mono_ns() - t;
-    }
     drop(into_cgroup);
+    drop(attach_files);
     let t_net = mono_ns();
     if let Some(net) = &network {
         net.attach(pid.as_raw())
@@ -434,6 +442,21 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
             total_us: us_between(t_start, t_end),
         },
     })
+}
+
+/// Opens each hierarchy's attach file for the child (write-only, closed on exec).
+fn open_attach_files(cg: &Cgroup) -> Result<Vec<OwnedFd>, SpawnError> {
+    cg.self_attach_files()
+        .into_iter()
+        .map(|path| {
+            nix::fcntl::open(
+                &path,
+                nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| SpawnError::io("opening the cgroup's tasks file", e))
+        })
+        .collect()
 }
 
 /// Checks the spec for combinations the kernel would reject with a cryptic errno.
@@ -562,6 +585,8 @@ impl ExecPlan {
 
 /// Everything the child reads, borrowed from the parent's stack before the clone.
 struct ChildPlan<'a> {
+    /// Open cgroup `tasks`/`cgroup.procs` files the child writes `0` to, first of all.
+    cgroup_attach: &'a [RawFd],
     mounts: Option<&'a MountPlan>,
     exec: &'a ExecPlan,
     hostname: Option<&'a OsStr>,
@@ -585,6 +610,7 @@ struct ChildPlan<'a> {
 #[repr(u32)]
 enum Stage {
     Sync = 1,
+    Cgroup,
     CgroupNs,
     Ids,
     Rootfs,
@@ -600,8 +626,9 @@ enum Stage {
 
 impl Stage {
     /// Every stage, so a number read back from the status pipe maps to one.
-    const ALL: [Stage; 12] = [
+    const ALL: [Stage; 13] = [
         Stage::Sync,
+        Stage::Cgroup,
         Stage::CgroupNs,
         Stage::Ids,
         Stage::Rootfs,
@@ -743,6 +770,7 @@ fn describe_child_error(
 fn stage_text(stage: Stage) -> &'static str {
     match stage {
         Stage::Sync => "waiting for the parent",
+        Stage::Cgroup => "joining its cgroup",
         Stage::CgroupNs => "creating the cgroup namespace",
         Stage::Ids => "becoming root in the user namespace",
         Stage::Rootfs => "building the root filesystem",
@@ -800,6 +828,13 @@ fn child_setup(plan: &ChildPlan<'_>, go_ns: u64, rootfs_ns: &mut u64) -> ChildRe
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(fail(Stage::Sync))?;
     // SAFETY: closing our copy of the parent's end of the sync pipe; nothing else uses it here.
     unsafe { libc::close(plan.sync_w) };
+
+    // Into the cgroup before anything else runs or allocates (so it is all charged there).
+    for (i, &fd) in plan.cgroup_attach.iter().enumerate() {
+        // SAFETY: the parent opened these cgroup files before the clone and keeps them open.
+        let file = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+        write(file, b"0").map_err(|e| (Stage::Cgroup, i as u32, e as i32))?;
+    }
 
     // Wait for the parent to write our maps, cgroup and network.
     let mut byte = [0u8; 1];

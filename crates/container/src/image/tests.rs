@@ -716,12 +716,14 @@ fn trash_then_empty_trash_removes_leftovers() {
 fn state_transitions_and_liveness() {
     let (_home, store) = temp_store();
     base_image(&store, "app");
-    let c = store.create_container("app", Some("svc")).unwrap();
-    let spec = crate::ContainerSpec::new(
-        crate::RootfsSource::Layers(c.layers.clone()),
-        vec!["sh".into()],
-    );
-    store.mark_running(&c.id, &spec).unwrap();
+    let spec = crate::ContainerSpec::new(crate::RootfsSource::Layers(vec![]), vec!["sh".into()]);
+    let c = store
+        .create_container_with_spec("app", Some("svc"), Some(&spec))
+        .unwrap();
+    assert_eq!(store.container("svc").unwrap().status_text(), "created");
+    store
+        .mark_started(&c.id, std::process::id() as i32)
+        .unwrap();
     let rec = store.container("svc").unwrap();
     assert!(rec.is_running(), "this test process is the supervisor");
     assert_eq!(rec.status_text(), "running");
@@ -774,14 +776,13 @@ fn commit_of_user_namespace_container_maps_owners_back() {
     }
     let (_home, store) = temp_store();
     base_image(&store, "app");
-    let c = store.create_container("app", None).unwrap();
-    let mut spec = crate::ContainerSpec::new(
-        crate::RootfsSource::Layers(c.layers.clone()),
-        vec!["sh".into()],
-    );
+    let mut spec =
+        crate::ContainerSpec::new(crate::RootfsSource::Layers(vec![]), vec!["sh".into()]);
     spec.namespaces.insert(crate::Namespace::User);
     spec.id_mapping = Some(crate::IdMapping::default());
-    store.mark_running(&c.id, &spec).unwrap();
+    let c = store
+        .create_container_with_spec("app", None, Some(&spec))
+        .unwrap();
     store.mark_exited(&c.id, 0).unwrap();
     // What a container's root (host uid 100000) and its uid 1000 leave in the upper dir.
     let base = spec.id_mapping.unwrap().host_base;
@@ -803,4 +804,49 @@ fn commit_of_user_namespace_container_maps_owners_back() {
     assert_eq!(owner("by-root"), (0, 0));
     assert_eq!(owner("by-user"), (1000, 1000));
     assert!(image.created_by.contains(&c.id));
+}
+
+#[test]
+fn a_run_rm_record_is_one_file_and_goes_away_whole() {
+    let (_home, store) = temp_store();
+    let image = base_image(&store, "app");
+    let before: Vec<_> = fs::read_dir(store.home().join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let c = store
+        .ephemeral_container("app", Some("tmp"), &image.layer_ids)
+        .unwrap();
+    assert!(!c.dir.exists(), "no directory per --rm container");
+    assert!(c.rootfs.is_dir(), "the shared in-memory mount point");
+    let err = store
+        .ephemeral_container("app", Some("tmp"), &[])
+        .unwrap_err();
+    assert!(matches!(err, ImageError::ContainerNameTaken(_)), "{err}");
+    assert!(
+        store.container("tmp").is_err(),
+        "no record before it starts"
+    );
+
+    store
+        .record_ephemeral_start(&c, None, std::process::id() as i32)
+        .unwrap();
+    let rec = store.container("tmp").unwrap();
+    assert!(rec.removed_on_exit);
+    assert_eq!(rec.status_text(), "running");
+    assert_eq!(rec.config.layer_ids, image.layer_ids);
+    assert_eq!(store.list_containers().unwrap().len(), 1);
+    assert!(store.container(&c.id[..6]).is_ok(), "found by id prefix");
+    let err = store.remove_container("tmp").unwrap_err();
+    assert!(matches!(err, ImageError::ContainerRunning { .. }), "{err}");
+
+    store.remove_ephemeral(&c).unwrap();
+    assert!(store.container("tmp").is_err(), "record and name gone");
+    assert!(store.list_containers().unwrap().is_empty());
+    let after: Vec<_> = fs::read_dir(store.home().join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != ".rootfs")
+        .collect();
+    assert_eq!(before, after);
 }
