@@ -664,7 +664,7 @@ enum Stage {
 
 impl Stage {
     /// Every stage, so a number read back from the status pipe maps to one.
-    const ALL: [Stage; 13] = [
+    const ALL: [Stage; 14] = [
         Stage::Sync,
         Stage::Cgroup,
         Stage::CgroupNs,
