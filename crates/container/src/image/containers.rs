@@ -520,7 +520,7 @@ impl Store {
     /// Each container mounts over it inside its own mount namespace, so they never see each
     /// other's mounts, and nothing is created or removed per container.
     fn shared_mount_point(&self) -> PathBuf {
-        self.containers.join(".rootfs")
+        self.home.join("mnt")
     }
 
     fn ephemeral_path(&self, id: &str) -> PathBuf {
