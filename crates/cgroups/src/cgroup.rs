@@ -154,7 +154,7 @@ fn rmdir_retry(dir: &Path, wait_ms: u64) -> Result<(), CgroupError> {
 }
 
 /// Records the controllers `res` needs, with the option that needs each (for error messages).
-fn required(res: &Resources) -> [(Controller, Option<&'static str>); 5] {
+fn required(res: &Resources) -> [(Controller, Option<&'static str>); 6] {
     let mem = if res.memory_limit_bytes.is_some() {
         Some("--memory")
     } else if res.memory_swap_limit_bytes.is_some() {
@@ -182,6 +182,10 @@ fn required(res: &Resources) -> [(Controller, Option<&'static str>); 5] {
         (Controller::Cpuset, cpuset),
         (Controller::Pids, res.pids_limit.map(|_| "--pids-limit")),
         (Controller::Io, res.io_weight.map(|_| "--blkio-weight")),
+        (
+            Controller::Devices,
+            res.devices.as_ref().map(|_| "device rules"),
+        ),
     ]
 }
 
@@ -293,6 +297,9 @@ impl CgroupRoot {
                 });
                 let dir = &cg.dirs[cg.dirs.len() - 1].path;
                 v2::apply_limits(dir, wanted, res)?;
+                if let (true, Some(rules)) = (on_v2.contains(Controller::Devices), &res.devices) {
+                    crate::device_bpf::DeviceProgram::compile(rules).attach(dir)?;
+                }
             }
         }
         Ok(cg)

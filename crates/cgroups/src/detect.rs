@@ -58,11 +58,13 @@ pub enum Controller {
     Freezer,
     /// Block I/O weight (`blkio` in v1, `io` in v2).
     Io,
+    /// Device access rules (v1 `devices`; v2 does this in its core with an eBPF program).
+    Devices,
 }
 
 impl Controller {
     /// Every controller, in the order hierarchies are created.
-    pub const ALL: [Controller; 7] = [
+    pub const ALL: [Controller; 8] = [
         Controller::Memory,
         Controller::Pids,
         Controller::Cpu,
@@ -70,6 +72,7 @@ impl Controller {
         Controller::Freezer,
         Controller::Cpuset,
         Controller::Io,
+        Controller::Devices,
     ];
 
     /// Name in v1 mount options and `/proc/self/cgroup`.
@@ -82,6 +85,7 @@ impl Controller {
             Controller::Pids => "pids",
             Controller::Freezer => "freezer",
             Controller::Io => "blkio",
+            Controller::Devices => "devices",
         }
     }
 
@@ -93,7 +97,7 @@ impl Controller {
             Controller::Memory => Some("memory"),
             Controller::Pids => Some("pids"),
             Controller::Io => Some("io"),
-            Controller::Cpuacct | Controller::Freezer => None,
+            Controller::Cpuacct | Controller::Freezer | Controller::Devices => None,
         }
     }
 

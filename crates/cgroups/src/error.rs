@@ -69,6 +69,14 @@ pub enum LimitError {
         /// Largest accepted value.
         max: String,
     },
+    /// More CPUs than the host has (docker refuses these too; the quota could never be used).
+    #[error("--cpus {input:?}: range of CPUs is from 0.01 to {available}.00, as there are only {available} CPUs available")]
+    CpusAboveHost {
+        /// The rejected input.
+        input: String,
+        /// CPUs this process may run on.
+        available: usize,
+    },
     /// `--memory-swap` is the *total* of memory and swap, so it cannot be below `--memory`.
     #[error(
         "--memory-swap {swap_bytes} bytes is below --memory {memory_bytes} bytes; \
@@ -166,6 +174,18 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    /// The kernel refused the cgroup v2 device program (needs root or CAP_BPF + CAP_SYS_ADMIN,
+    /// and a kernel built with CONFIG_CGROUP_BPF).
+    #[error("device rules: {op} for {path}: {source} (cgroup v2 enforces device rules with an eBPF program: run as root on a kernel with CONFIG_CGROUP_BPF)")]
+    DeviceProgram {
+        /// The bpf(2) command that failed.
+        op: &'static str,
+        /// The cgroup directory (or the program) involved.
+        path: PathBuf,
+        /// The kernel's answer.
+        #[source]
+        source: io::Error,
+    },
     /// A system call on a cgroup file or directory failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -188,9 +208,9 @@ impl CgroupError {
     /// The underlying errno, if this is an I/O error (tests and callers branch on it).
     pub fn raw_os_error(&self) -> Option<i32> {
         match self {
-            CgroupError::Io { source, .. } | CgroupError::Write { source, .. } => {
-                source.raw_os_error()
-            }
+            CgroupError::Io { source, .. }
+            | CgroupError::Write { source, .. }
+            | CgroupError::DeviceProgram { source, .. } => source.raw_os_error(),
             _ => None,
         }
     }

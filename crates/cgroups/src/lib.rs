@@ -62,12 +62,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! The modules: [`limits`] (what each limit means, parsing), `detect` (layouts and mounts),
+//! The modules: [`limits`] (what each limit means, parsing), [`devices`] (which device nodes a
+//! container may open) and [`device_bpf`] (the same rules as a cgroup v2 eBPF program), `detect` (layouts and mounts),
 //! `v1` and `v2` (the files of each version), `stats` (the counters), `cgroup` (lifecycle),
 //! `fsio` (one-syscall file access), `error`.
 
 mod cgroup;
 mod detect;
+pub mod device_bpf;
+pub mod devices;
 mod error;
 mod fsio;
 pub mod limits;
@@ -77,10 +80,11 @@ mod v2;
 
 pub use cgroup::Cgroup;
 pub use detect::{CgroupMode, CgroupRoot, Controller, ControllerSet};
+pub use devices::{DeviceAccess, DeviceKind, DeviceRule};
 pub use error::{CgroupError, LimitError};
 pub use limits::{
-    cpu_shares_to_weight, io_weight_to_v2, parse_cpu_shares, parse_cpus, parse_cpuset_cpus,
-    parse_cpuset_mems, parse_io_weight, parse_memory, parse_memory_swap, parse_pids_limit,
-    CpuQuota, Resources,
+    check_cpus_available, cpu_shares_to_weight, io_weight_to_v2, parse_cpu_shares, parse_cpus,
+    parse_cpus_on_host, parse_cpuset_cpus, parse_cpuset_mems, parse_io_weight, parse_memory,
+    parse_memory_swap, parse_pids_limit, CpuQuota, Resources,
 };
 pub use stats::CgroupStats;

@@ -47,6 +47,10 @@ pub struct Resources {
     pub pids_limit: Option<u64>,
     /// Block I/O weight in docker's `--blkio-weight` scale (10..=1000).
     pub io_weight: Option<u16>,
+    /// Which device nodes may be opened, in order, last match wins (`None`: leave the
+    /// inherited rules alone). See [`crate::devices`].
+    #[serde(default)]
+    pub devices: Option<Vec<crate::devices::DeviceRule>>,
 }
 
 /// CFS bandwidth: `quota_us` of CPU time per `period_us` of wall-clock time.
@@ -213,6 +217,27 @@ fn parse_digits(s: &str) -> Option<u128> {
 }
 
 const CPUS_EXAMPLE: &str = "0.5 or 2";
+
+/// [`parse_cpus`], refusing more CPUs than this host has (what docker checks for `--cpus`).
+pub fn parse_cpus_on_host(input: &str) -> Result<CpuQuota, LimitError> {
+    let q = parse_cpus(input)?;
+    let available = std::thread::available_parallelism().map_or(1, |n| n.get());
+    check_cpus_available(input, &q, available)?;
+    Ok(q)
+}
+
+/// Refuses a quota of more than `available` CPUs.
+pub fn check_cpus_available(input: &str, q: &CpuQuota, available: usize) -> Result<(), LimitError> {
+    if u128::from(q.quota_us) * u128::from(CpuQuota::DEFAULT_PERIOD_US)
+        > available as u128 * u128::from(q.period_us) * u128::from(CpuQuota::DEFAULT_PERIOD_US)
+    {
+        return Err(LimitError::CpusAboveHost {
+            input: input.trim().to_owned(),
+            available,
+        });
+    }
+    Ok(())
+}
 
 /// Parses docker's `--cpus`: a decimal number of CPUs, at most 5 decimal places (1 µs of a
 /// 100 ms period), at least 0.01 (the kernel's 1 ms minimum quota).
@@ -596,6 +621,14 @@ mod tests {
             }
         );
         assert_eq!(parse_cpus("2").unwrap().quota_us, 200_000);
+        let four = parse_cpus("4").unwrap();
+        assert!(check_cpus_available("4", &four, 4).is_ok());
+        let err = check_cpus_available("4", &four, 2).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--cpus \"4\": range of CPUs is from 0.01 to 2.00, as there are only 2 CPUs available"
+        );
+        assert!(check_cpus_available("2.5", &parse_cpus("2.5").unwrap(), 2).is_err());
         assert_eq!(parse_cpus("1.25").unwrap().quota_us, 125_000);
         assert_eq!(parse_cpus("0.01").unwrap().quota_us, 1_000);
         assert!((parse_cpus("0.5").unwrap().cpus() - 0.5).abs() < 1e-9);

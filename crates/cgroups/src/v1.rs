@@ -80,6 +80,11 @@ pub(crate) fn apply_limits(
             put(dir, "pids.max", NumBuf::u64(p).as_bytes())?;
         }
     }
+    if ctl.contains(Controller::Devices) {
+        if let Some(rules) = &res.devices {
+            apply_devices(dir, rules)?;
+        }
+    }
     if ctl.contains(Controller::Io) {
         if let Some(w) = res.io_weight {
             let file = ["blkio.weight", "blkio.bfq.weight"]
@@ -92,6 +97,20 @@ pub(crate) fn apply_limits(
                 })?;
             put(dir, file, NumBuf::u64(u64::from(w)).as_bytes())?;
         }
+    }
+    Ok(())
+}
+
+/// Replays `rules` into `devices.allow` / `devices.deny`, one line per write (the kernel parses
+/// one rule per write). A leading deny-all (`a`) resets the list to "nothing allowed".
+fn apply_devices(dir: &Path, rules: &[crate::devices::DeviceRule]) -> Result<(), CgroupError> {
+    for rule in rules {
+        let file = if rule.allow {
+            "devices.allow"
+        } else {
+            "devices.deny"
+        };
+        put(dir, file, rule.v1_line().as_bytes())?;
     }
     Ok(())
 }

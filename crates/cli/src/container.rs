@@ -8,7 +8,7 @@ use isolab_container::rootfs::OverlayDirs;
 use isolab_container::spawn::{self, RunContext, RunOutcome};
 use isolab_container::stdio::StdioMode;
 use isolab_container::{
-    BindMount, CapSet, ContainerSpec, IdMapping, Namespace, NamespaceSet, NetworkMode, RootMode,
+    BindMount, ContainerSpec, IdMapping, Namespace, NamespaceSet, NetworkMode, RootMode,
     RootfsSource, SeccompMode,
 };
 use std::path::PathBuf;
@@ -63,9 +63,11 @@ pub enum NetArg {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum SeccompArg {
-    /// No system call filter.
+    /// No system call filter: the workload may call mount, unshare -U, keyctl, bpf, kexec...
+    /// (the kernel's capability checks still apply).
     Unconfined,
-    /// isolab's default denylist, compiled once and cached.
+    /// docker's default semantics: calls that act on the shared kernel get EPERM unless the
+    /// capability that makes them legitimate was added with --cap-add.
     Default,
 }
 
@@ -110,8 +112,8 @@ pub struct RunArgs {
     /// Memory + swap limit, e.g. 128M, or -1 for unlimited swap.
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true, value_parser = cg::parse_memory_swap)]
     pub memory_swap: Option<i64>,
-    /// CPU limit in CPUs, e.g. 0.5 (CFS quota per 100 ms period).
-    #[arg(long, value_name = "CPUS", value_parser = cg::parse_cpus, allow_hyphen_values = true)]
+    /// CPU limit in CPUs, e.g. 0.5 (CFS quota per 100 ms period); at most the host's CPU count.
+    #[arg(long, value_name = "CPUS", value_parser = cg::parse_cpus_on_host, allow_hyphen_values = true)]
     pub cpus: Option<cg::CpuQuota>,
     /// Relative CPU weight (cgroup v1 shares, 2..262144; default 1024).
     #[arg(long, value_name = "SHARES", value_parser = cg::parse_cpu_shares, allow_hyphen_values = true)]
@@ -157,13 +159,15 @@ pub struct RunArgs {
     /// Drop capabilities from the default set, e.g. NET_RAW; ALL leaves root with none.
     #[arg(long, value_name = "CAP", value_delimiter = ',')]
     pub cap_drop: Vec<String>,
-    /// Keep every capability: container root can then mount, load kernel modules into the
-    /// shared kernel, reconfigure the host's devices... (the labs show why that matters).
+    /// Lift every protection, as docker does: all capabilities, no seccomp filter, /proc/sys
+    /// and the masked /proc and /sys files as on the host, every host device openable. Container
+    /// root can then mount, load kernel modules into the shared kernel, rewrite host sysctls
+    /// such as kernel.core_pattern... (the labs show why that matters).
     #[arg(long)]
     pub privileged: bool,
-    /// System call filter.
-    #[arg(long, value_enum, default_value = "unconfined")]
-    pub seccomp: SeccompArg,
+    /// System call filter [default: default, or unconfined with --privileged].
+    #[arg(long, value_enum)]
+    pub seccomp: Option<SeccompArg>,
     /// Run a tiny init as PID 1 that forwards signals to the command (then PID 2) and reaps
     /// zombies. Without it the command is PID 1, which the kernel shields from every signal it
     /// has no handler for: `timeout` or Ctrl-C cannot stop a plain `sleep`.
@@ -305,6 +309,7 @@ pub fn spec_from_args(args: &RunArgs, rootfs: RootfsSource) -> Result<ContainerS
         cpuset_mems: args.cpuset_mems.clone(),
         pids_limit: args.pids_limit,
         io_weight: args.io_weight,
+        devices: None,
     };
     spec.resources.validate()?;
     spec.use_cgroup = !args.no_cgroup;
@@ -326,18 +331,18 @@ pub fn spec_from_args(args: &RunArgs, rootfs: RootfsSource) -> Result<ContainerS
     if let Some(u) = &args.user {
         spec.user = parse_user(u)?;
     }
-    spec.seccomp = match args.seccomp {
-        SeccompArg::Unconfined => SeccompMode::Unconfined,
-        SeccompArg::Default => SeccompMode::Default,
-    };
     spec.tty = args.tty;
     spec.init = args.init;
-    let base = if args.privileged {
-        CapSet::all()
-    } else {
-        CapSet::docker_default()
-    };
-    spec.capabilities = base.adjust(&args.cap_add, &args.cap_drop)?;
+    if args.privileged {
+        spec.make_privileged();
+    }
+    // An explicit --seccomp wins, also over --privileged (as a seccomp profile does in docker).
+    match args.seccomp {
+        Some(SeccompArg::Unconfined) => spec.seccomp = SeccompMode::Unconfined,
+        Some(SeccompArg::Default) => spec.seccomp = SeccompMode::Default,
+        None => {}
+    }
+    spec.capabilities = spec.capabilities.adjust(&args.cap_add, &args.cap_drop)?;
     Ok(spec)
 }
 
@@ -453,14 +458,6 @@ fn run_container(args: RunArgs) -> Result<u8> {
     } else {
         None
     };
-    let seccomp = match spec.seccomp {
-        SeccompMode::Default => Some(
-            isolab_container::seccomp::SeccompProgram::load_or_compile_default(
-                &store.home().join("seccomp"),
-            )?,
-        ),
-        SeccompMode::Unconfined => None,
-    };
 
     // 2. Create the container's directories (its writable layer, log, state).
     let image_name = image.as_ref().map(|i| i.name.as_str()).unwrap_or("-");
@@ -505,7 +502,7 @@ fn run_container(args: RunArgs) -> Result<u8> {
         stdio,
         forward_signals: true,
         network,
-        seccomp: seccomp.as_ref(),
+        seccomp: None,
         on_start: Some(Box::new(|pid| {
             let _ = store.set_pid(&dirs.id, pid);
         })),

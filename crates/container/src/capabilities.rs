@@ -63,6 +63,24 @@ pub const NAMES: [&str; 41] = [
     "CHECKPOINT_RESTORE",
 ];
 
+/// Capability numbers the seccomp policy refers to (linux/capability.h).
+pub mod cap {
+    pub const DAC_READ_SEARCH: usize = 2;
+    pub const MKNOD: usize = 27;
+    pub const SYS_MODULE: usize = 16;
+    pub const SYS_RAWIO: usize = 17;
+    pub const SYS_PTRACE: usize = 19;
+    pub const SYS_PACCT: usize = 20;
+    pub const SYS_ADMIN: usize = 21;
+    pub const SYS_BOOT: usize = 22;
+    pub const SYS_NICE: usize = 23;
+    pub const SYS_TIME: usize = 25;
+    pub const SYS_TTY_CONFIG: usize = 26;
+    pub const SYSLOG: usize = 34;
+    pub const PERFMON: usize = 38;
+    pub const BPF: usize = 39;
+}
+
 /// Docker's default set (moby's `oci/caps/defaults.go`): what a process needs to behave like
 /// root inside its own files, without power over the host.
 const DOCKER_DEFAULT: [&str; 14] = [

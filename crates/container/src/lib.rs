@@ -7,6 +7,8 @@
 //! order the kernel requires and reads top to bottom; start there.
 
 pub mod capabilities;
+pub mod credentials;
+pub mod hardening;
 pub mod image;
 pub mod namespaces;
 pub mod network;

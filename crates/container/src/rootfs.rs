@@ -102,6 +102,13 @@ enum Step {
     Mknod(CString, libc::dev_t),
     /// symlink(target, link), tolerating EEXIST.
     Symlink(CString, CString),
+    /// Hide a path: `/dev/null` over a file, an empty read-only tmpfs over a directory;
+    /// skipped when the path does not exist.
+    Mask(CString),
+    /// Bind the path onto itself and remount it read-only; skipped when it does not exist.
+    ReadOnly(CString),
+    /// Write a value into an existing file (a sysctl under /proc/sys).
+    WriteFile(CString, CString),
     PivotRoot(CString),
     Chroot(CString),
 }
@@ -391,6 +398,8 @@ impl MountPlan {
             format!("mounting a tmpfs on {}", tmp.display()),
         );
 
+        plan.harden(spec, &root)?;
+
         // 3. The user's bind mounts.
         for bind in &spec.mounts {
             let rel = bind.destination.strip_prefix("/").map_err(|_| {
@@ -463,6 +472,36 @@ impl MountPlan {
             ),
         }
         Ok(plan)
+    }
+
+    /// Namespaced sysctls first (/proc/sys is still writable), then the masked and read-only
+    /// paths of [`crate::hardening`].
+    fn harden(&mut self, spec: &ContainerSpec, root: &Path) -> Result<(), String> {
+        let inside = |p: &str| -> Result<PathBuf, String> {
+            let rel = Path::new(p)
+                .strip_prefix("/")
+                .map_err(|_| format!("{p:?} must be an absolute path inside the container"))?;
+            Ok(root.join(rel))
+        };
+        for (key, value) in &spec.sysctl {
+            let file = root.join("proc/sys").join(key.replace('.', "/"));
+            self.push(
+                Step::WriteFile(
+                    cstr(&file),
+                    CString::new(value.as_str()).unwrap_or_default(),
+                ),
+                format!("setting the sysctl {key}={value}"),
+            );
+        }
+        for p in &spec.hardening.masked_paths {
+            let path = inside(p)?;
+            self.push(Step::Mask(cstr(&path)), format!("masking {p}"));
+        }
+        for p in &spec.hardening.readonly_paths {
+            let path = inside(p)?;
+            self.push(Step::ReadOnly(cstr(&path)), format!("making {p} read-only"));
+        }
+        Ok(())
     }
 
     /// Replays the plan. Runs in the cloned child: no allocation, raw syscalls only.
@@ -539,6 +578,17 @@ fn apply_step(step: &Step) -> nix::Result<()> {
             nix::fcntl::AT_FDCWD,
             link.as_c_str(),
         )),
+        Step::Mask(path) => mask(path),
+        Step::ReadOnly(path) => make_readonly(path),
+        Step::WriteFile(path, value) => {
+            let fd = open(
+                path.as_c_str(),
+                OFlag::O_WRONLY | OFlag::O_CLOEXEC,
+                Mode::empty(),
+            )?;
+            nix::unistd::write(&fd, value.as_bytes())?;
+            Ok(())
+        }
         Step::PivotRoot(root) => {
             // pivot_root(".", ".") stacks the old root on top of the new one at "/"; detaching
             // it then leaves only the new root. No "old_root" directory is needed.
@@ -553,4 +603,55 @@ fn apply_step(step: &Step) -> nix::Result<()> {
             chdir(c"/")
         }
     }
+}
+
+/// Flags every hardening mount carries. In a user namespace the kernel refuses a remount that
+/// would drop a flag the underlying mount has (procfs is nosuid,nodev,noexec), so keep them all.
+fn locked_flags() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+fn mask(path: &CStr) -> nix::Result<()> {
+    let st = match nix::sys::stat::stat(path) {
+        Err(Errno::ENOENT) => return Ok(()),
+        other => other?,
+    };
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        mount(
+            Some(c"tmpfs"),
+            path,
+            Some(c"tmpfs"),
+            MsFlags::MS_RDONLY | locked_flags(),
+            Some(c"mode=0555"),
+        )
+    } else {
+        // Still the host's root: /dev/null is the host's node, readable as empty.
+        mount(
+            Some(c"/dev/null"),
+            path,
+            None::<&CStr>,
+            MsFlags::MS_BIND,
+            None::<&CStr>,
+        )
+    }
+}
+
+fn make_readonly(path: &CStr) -> nix::Result<()> {
+    match mount(
+        Some(path),
+        path,
+        None::<&CStr>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&CStr>,
+    ) {
+        Err(Errno::ENOENT) => return Ok(()),
+        other => other?,
+    }
+    mount(
+        None::<&CStr>,
+        path,
+        None::<&CStr>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(),
+        None::<&CStr>,
+    )
 }

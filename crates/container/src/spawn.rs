@@ -236,9 +236,14 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
     // ---- 1. Prepare -----------------------------------------------------------------------
     let t0 = mono_ns();
     let cgroup: Option<Cgroup> = match ctx.cgroups {
-        Some(root) if spec.use_cgroup => Some(root.create(&ctx.id, &spec.resources)?),
+        Some(root) if spec.use_cgroup => {
+            let mut resources = spec.resources.clone();
+            resources.devices = spec.hardening.devices.cgroup_rules();
+            Some(root.create(&ctx.id, &resources)?)
+        }
         _ => None,
     };
+    let capabilities = bounding_set(spec, cgroup.is_some());
     let mut cgroup_ns = mono_ns() - t0;
 
     let disk_overlay = ctx.overlay.as_ref().filter(|d| d.in_memory.is_none());
@@ -268,13 +273,20 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         None
     };
     let exec = ExecPlan::build(spec)?;
-    let seccomp = match spec.seccomp {
-        crate::SeccompMode::Unconfined => None,
-        crate::SeccompMode::Default => Some(ctx.seccomp.ok_or_else(|| {
-            SpawnError::Spec("seccomp 'default' requested but no compiled filter given".into())
-        })?),
+    let seccomp = match (spec.seccomp, ctx.seccomp) {
+        (crate::SeccompMode::Unconfined, _) => None,
+        (crate::SeccompMode::Default, Some(prog)) => Some(prog),
+        (crate::SeccompMode::Default, None) => Some(
+            crate::seccomp::SeccompProgram::for_caps(capabilities)
+                .map_err(|e| SpawnError::Spec(e.to_string()))?,
+        ),
     };
     let hostname = spec.hostname.as_deref().map(OsStr::new);
+    let gids: Vec<Gid> = spec
+        .additional_gids
+        .iter()
+        .map(|g| Gid::from_raw(*g))
+        .collect();
     let (mut parent_stdio, child_stdio) =
         stdio::prepare(&ctx.stdio).map_err(|e| SpawnError::io("setting up stdio", e))?;
     let (sync_r, sync_w) =
@@ -300,7 +312,11 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         child_net,
         user: spec.user,
         init: spec.init,
-        capabilities: spec.capabilities,
+        capabilities,
+        process_caps: spec.process_caps.as_ref(),
+        rlimits: &spec.rlimits,
+        no_new_privileges: spec.no_new_privileges,
+        additional_gids: &gids,
         seccomp,
         stdio: &child_stdio,
         old_sigmask: signals.as_ref().map(|s| &s.old_mask),
@@ -360,6 +376,10 @@ pub fn run(spec: &ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, Spaw
         cgroup_ns += mono_ns() - t;
     }
     drop(into_cgroup);
+    if let Some(adj) = spec.oom_score_adj {
+        std::fs::write(format!("/proc/{pid}/oom_score_adj"), adj.to_string())
+            .map_err(|e| SpawnError::io("setting oom_score_adj", e))?;
+    }
     let t_net = mono_ns();
     if let Some(net) = &network {
         net.attach(pid.as_raw())
@@ -487,6 +507,19 @@ fn validate(spec: &ContainerSpec) -> Result<(), SpawnError> {
             )));
         }
     }
+    if !spec.sysctl.is_empty() && !ns.contains(Namespace::Mount) {
+        return Err(SpawnError::Spec(
+            "sysctls are written into the container's own /proc and need a mount namespace: add 'mnt' to --namespaces".into(),
+        ));
+    }
+    for (key, _) in &spec.sysctl {
+        if key.is_empty() || key.contains('/') || key.split('.').any(|p| p.is_empty() || p == "..")
+        {
+            return Err(SpawnError::Spec(format!(
+                "sysctl {key:?} is not a dotted name like net.ipv4.ip_forward"
+            )));
+        }
+    }
     if let RootfsSource::Dir(dir) = &spec.rootfs {
         if !dir.is_dir() {
             return Err(SpawnError::Spec(format!(
@@ -572,6 +605,10 @@ struct ChildPlan<'a> {
     user: (u32, u32),
     init: bool,
     capabilities: crate::CapSet,
+    process_caps: Option<&'a crate::credentials::ProcessCaps>,
+    rlimits: &'a [crate::credentials::Rlimit],
+    no_new_privileges: bool,
+    additional_gids: &'a [Gid],
     seccomp: Option<&'a crate::seccomp::SeccompProgram>,
     stdio: &'a ChildStdio,
     old_sigmask: Option<&'a SigSet>,
@@ -591,6 +628,7 @@ enum Stage {
     Hostname,
     Network,
     Capabilities,
+    Rlimits,
     User,
     Workdir,
     Stdio,
@@ -600,7 +638,7 @@ enum Stage {
 
 impl Stage {
     /// Every stage, so a number read back from the status pipe maps to one.
-    const ALL: [Stage; 12] = [
+    const ALL: [Stage; 13] = [
         Stage::Sync,
         Stage::CgroupNs,
         Stage::Ids,
@@ -608,6 +646,7 @@ impl Stage {
         Stage::Hostname,
         Stage::Network,
         Stage::Capabilities,
+        Stage::Rlimits,
         Stage::User,
         Stage::Workdir,
         Stage::Stdio,
@@ -748,7 +787,8 @@ fn stage_text(stage: Stage) -> &'static str {
         Stage::Rootfs => "building the root filesystem",
         Stage::Hostname => "setting the hostname",
         Stage::Network => "configuring the network interfaces",
-        Stage::Capabilities => "dropping capabilities from the bounding set",
+        Stage::Capabilities => "setting the capability sets",
+        Stage::Rlimits => "setting the resource limits (rlimits)",
         Stage::User => "switching to the requested user",
         Stage::Workdir => "entering the working directory",
         Stage::Stdio => "connecting stdin/stdout/stderr",
@@ -863,14 +903,7 @@ fn child_setup(plan: &ChildPlan<'_>, go_ns: u64, rootfs_ns: &mut u64) -> ChildRe
         }
     }
 
-    let (uid, gid) = plan.user;
-    if (uid, gid) != (0, 0) {
-        nix::unistd::setgroups(&[]).map_err(fail(Stage::User))?;
-        nix::unistd::setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
-            .map_err(fail(Stage::User))?;
-        nix::unistd::setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
-            .map_err(fail(Stage::User))?;
-    }
+    become_workload_user(plan)?;
     nix::unistd::chdir(plan.exec.workdir.as_c_str()).map_err(fail(Stage::Workdir))?;
 
     // Give the workload a normal signal state: Rust ignores SIGPIPE and we may have blocked
@@ -893,9 +926,12 @@ fn child_setup(plan: &ChildPlan<'_>, go_ns: u64, rootfs_ns: &mut u64) -> ChildRe
         )
     };
 
-    // The filter goes last: everything above may use syscalls the policy forbids.
-    if let Some(filter) = plan.seccomp {
-        crate::seccomp::install(filter).map_err(fail(Stage::Seccomp))?;
+    if plan.no_new_privileges {
+        crate::credentials::set_no_new_privs().map_err(fail(Stage::Seccomp))?;
+        // With the promise made, the filter can go last, after the uid switch.
+        if let Some(filter) = plan.seccomp {
+            crate::seccomp::install(filter).map_err(fail(Stage::Seccomp))?;
+        }
     }
 
     if plan.init {
@@ -973,6 +1009,47 @@ fn become_init(status_w: RawFd) {
             // SAFETY: as above; no child is left to wait for.
             unsafe { libc::_exit(125) };
         }
+    }
+}
+
+/// rlimits (while still root), the seccomp filter (while still privileged enough to install
+/// it without no-new-privileges), then groups, uid/gid and the capability sets of the workload.
+fn become_workload_user(plan: &ChildPlan<'_>) -> Result<(), (Stage, u32, i32)> {
+    crate::credentials::apply_rlimits(plan.rlimits).map_err(fail(Stage::Rlimits))?;
+    if !plan.no_new_privileges {
+        // Everything after this line only uses calls the policy allows.
+        if let Some(filter) = plan.seccomp {
+            crate::seccomp::install(filter).map_err(fail(Stage::Seccomp))?;
+        }
+    }
+    let (uid, gid) = plan.user;
+    if (uid, gid) != (0, 0) || !plan.additional_gids.is_empty() {
+        nix::unistd::setgroups(plan.additional_gids).map_err(fail(Stage::User))?;
+    }
+    if uid != 0 && plan.process_caps.is_some() {
+        crate::credentials::keep_caps_across_setuid().map_err(fail(Stage::User))?;
+    }
+    if (uid, gid) != (0, 0) {
+        nix::unistd::setresgid(Gid::from_raw(gid), Gid::from_raw(gid), Gid::from_raw(gid))
+            .map_err(fail(Stage::User))?;
+        nix::unistd::setresuid(Uid::from_raw(uid), Uid::from_raw(uid), Uid::from_raw(uid))
+            .map_err(fail(Stage::User))?;
+    }
+    if let Some(caps) = plan.process_caps {
+        crate::credentials::apply_process_caps(caps).map_err(fail(Stage::Capabilities))?;
+    }
+    Ok(())
+}
+
+/// The bounding set the workload gets. Without a cgroup to enforce the device rules, a
+/// container that should only reach the standard devices also loses CAP_MKNOD, so it cannot
+/// create a node for a host device in the first place.
+fn bounding_set(spec: &ContainerSpec, device_cgroup: bool) -> crate::CapSet {
+    let wants_rules = spec.hardening.devices.cgroup_rules().is_some();
+    if wants_rules && !device_cgroup {
+        spec.capabilities.without(crate::capabilities::cap::MKNOD)
+    } else {
+        spec.capabilities
     }
 }
 

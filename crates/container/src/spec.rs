@@ -5,6 +5,8 @@
 //! one plain struct is what lets the same workload run identically whichever way it was described.
 
 use crate::capabilities::CapSet;
+use crate::credentials::{ProcessCaps, Rlimit};
+use crate::hardening::Hardening;
 use crate::namespaces::NamespaceSet;
 use isolab_cgroups::Resources;
 use serde::{Deserialize, Serialize};
@@ -50,6 +52,29 @@ pub struct ContainerSpec {
     /// Run a minimal init as PID 1 that forwards signals to the workload (PID 2) and reaps
     /// zombies, like `docker run --init`.
     pub init: bool,
+    /// Masked and read-only paths and the device rules (docker's by default).
+    #[serde(default)]
+    pub hardening: Hardening,
+    /// Effective/permitted/inheritable/ambient sets to give the workload (an OCI bundle's);
+    /// `None`: docker's behaviour, root gets the bounding set and other users nothing.
+    #[serde(default)]
+    pub process_caps: Option<ProcessCaps>,
+    /// Resource limits set before exec (`setrlimit`).
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// Set `PR_SET_NO_NEW_PRIVS` (off by default, as in docker).
+    #[serde(default)]
+    pub no_new_privileges: bool,
+    /// `/proc/<pid>/oom_score_adj` of the workload (-1000..=1000).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
+    /// Namespaced kernel settings written under /proc/sys before it is made read-only,
+    /// e.g. `("net.ipv4.ip_forward", "1")`.
+    #[serde(default)]
+    pub sysctl: Vec<(String, String)>,
+    /// Supplementary groups of the workload.
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
 }
 
 /// Where the container's `/` comes from.
@@ -116,10 +141,10 @@ pub struct BindMount {
 /// Which seccomp filter the workload runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum SeccompMode {
-    /// No filter.
-    #[default]
+    /// No filter (`--seccomp unconfined`, `--privileged`).
     Unconfined,
-    /// isolab's default policy, compiled once and cached.
+    /// isolab's default policy (docker's semantics), compiled once per process.
+    #[default]
     Default,
 }
 
@@ -143,11 +168,26 @@ impl ContainerSpec {
             network: NetworkMode::None,
             id_mapping: None,
             mounts: Vec::new(),
-            seccomp: SeccompMode::Unconfined,
+            seccomp: SeccompMode::Default,
             tty: false,
             user: (0, 0),
             capabilities: CapSet::docker_default(),
             init: false,
+            hardening: Hardening::default(),
+            process_caps: None,
+            rlimits: Vec::new(),
+            no_new_privileges: false,
+            oom_score_adj: None,
+            sysctl: Vec::new(),
+            additional_gids: Vec::new(),
         }
+    }
+
+    /// docker's `--privileged`: every capability, no seccomp filter, nothing masked or
+    /// read-only, every device. Root inside is then root on the host in all but name.
+    pub fn make_privileged(&mut self) {
+        self.capabilities = CapSet::all();
+        self.seccomp = SeccompMode::Unconfined;
+        self.hardening = Hardening::privileged();
     }
 }
