@@ -120,7 +120,18 @@ fn run_labs(args: RunArgs) -> Result<u8> {
     labs::interrupt::install();
     let mut results = Vec::new();
     for lab in selected {
-        results.push(labs::run(lab, &options));
+        let result = labs::run(lab, &options);
+        if !options.print {
+            // stdout carries the JSON: progress goes to stderr.
+            eprintln!(
+                "lab {} {}: {} ({:.1} s)",
+                result.number,
+                result.name,
+                result.verdict.word(),
+                result.duration_ms / 1e3
+            );
+        }
+        results.push(result);
         if labs::interrupt::interrupted() {
             break;
         }

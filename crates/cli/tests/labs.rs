@@ -143,6 +143,58 @@ fn every_lab_passes_or_skips_for_a_reason_and_leaves_nothing() {
 }
 
 #[test]
+fn labs_that_need_no_root_pass_for_an_ordinary_user() {
+    use std::os::unix::fs::PermissionsExt;
+    if !is_root() {
+        eprintln!("skipped: switching to an ordinary user needs root");
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        eprintln!("skipped: setpriv (util-linux) is not installed");
+        return;
+    }
+    let tmp = tempfile::Builder::new()
+        .prefix("isolab-labs-user-")
+        .tempdir()
+        .unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let json = tmp.path().join("results.json");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", isolab()])
+        .args(["lab", "run", "--all", "--json", json.to_str().unwrap()])
+        .env("HOME", tmp.path())
+        .env("TMPDIR", tmp.path())
+        .env_remove("ISOLAB_HOME")
+        .output()
+        .unwrap();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).unwrap();
+    let mut rootless = 0;
+    for lab in results.as_array().unwrap() {
+        let verdict = lab["verdict"].as_str().unwrap();
+        let reason = lab["checks"][0]["reason"].as_str().unwrap_or_default();
+        if verdict == "SKIP" && reason.contains("needs root") {
+            continue;
+        }
+        rootless += 1;
+        assert_eq!(
+            verdict,
+            "PASS",
+            "{lab:#}\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    assert!(rootless >= 3, "labs that ran without root: {rootless}");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
 fn ctrl_c_in_the_middle_of_a_lab_removes_everything() {
     if !is_root() {
         eprintln!("skipped: the freezer lab needs root");

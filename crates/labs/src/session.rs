@@ -477,13 +477,37 @@ fn remove_lab_dir(dir: tempfile::TempDir) {
         let _ = nix::mount::umount2(m.as_path(), nix::mount::MntFlags::MNT_DETACH);
     }
     if mounts_below(&path).is_empty() {
-        let _ = dir.close();
+        if let Err(first) = dir.close() {
+            // overlayfs leaves its work directory mode 000; without root, only its owner's
+            // chmod makes it removable.
+            make_removable(&path);
+            if let Err(e) = fs::remove_dir_all(&path) {
+                eprintln!(
+                    "isolab: cannot remove lab directory {}: {first}; {e}",
+                    path.display()
+                );
+            }
+        }
     } else {
         let kept = dir.keep();
         eprintln!(
             "isolab: lab directory {} still has mounts; left in place",
             kept.display()
         );
+    }
+}
+
+/// Gives the owner full access to every directory below `dir` (symlinks are not followed).
+fn make_removable(dir: &Path) {
+    let Ok(meta) = fs::symlink_metadata(dir) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o700));
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        make_removable(&entry.path());
     }
 }
 

@@ -8,7 +8,7 @@ pub const LAB: Lab = Lab {
     name: "chroot",
     summary: "a process with its own root; the chroot escape works, pivot_root stops it",
     claims: &["C10"],
-    needs_root: true,
+    needs_root: false,
     background: "\
 chroot(2) changes one thing: where \"/\" resolves for the calling process. It does not move the
 current directory, and the old root is still mounted in the same mount namespace. A process

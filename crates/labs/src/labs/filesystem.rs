@@ -30,9 +30,7 @@ committed image shows the changes, the original image does not.",
 fn run(s: &mut Session) -> Result<(), LabError> {
     let name = "lab4-cow";
     s.keep_container(name);
-    s.isolab(&[
-        "container",
-        "run",
+    s.container(&[
         "--name",
         name,
         "--",
@@ -93,18 +91,8 @@ fn run(s: &mut Session) -> Result<(), LabError> {
     s.isolab(&["image", "ls"])?;
     let probe =
         "cat /greeting 2>/dev/null || echo no greeting; ls /bin/ls 2>/dev/null || echo no ls";
-    let new = s.isolab(&[
-        "container",
-        "run",
-        "--rm",
-        "--image",
-        "lab4-image",
-        "--",
-        "sh",
-        "-c",
-        probe,
-    ])?;
-    let old = s.isolab(&["container", "run", "--rm", "--", "sh", "-c", probe])?;
+    let new = s.container(&["--rm", "--image", "lab4-image", "--", "sh", "-c", probe])?;
+    let old = s.container(&["--rm", "--", "sh", "-c", probe])?;
     let new_ok = new.stdout.contains("hello from the upper layer") && new.stdout.contains("no ls");
     let old_ok = old.stdout.contains("no greeting") && old.stdout.contains("/bin/ls");
     s.check(
