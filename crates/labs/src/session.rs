@@ -52,6 +52,7 @@ pub struct Session {
     checks: Vec<Check>,
     background: Vec<Background>,
     kept_containers: Vec<String>,
+    undo: Vec<Vec<String>>,
     outputs: usize,
 }
 
@@ -83,6 +84,7 @@ impl Session {
             checks: Vec::new(),
             background: Vec::new(),
             kept_containers: Vec::new(),
+            undo: Vec::new(),
             outputs: 0,
         })
     }
@@ -224,6 +226,12 @@ impl Session {
         self.kept_containers.push(name.to_string());
     }
 
+    /// Runs `isolab ARGS` first thing at cleanup, whatever happens (e.g. `container resume`:
+    /// a frozen container cannot even be killed).
+    pub fn undo_with(&mut self, args: &[&str]) {
+        self.undo.push(args.iter().map(|a| a.to_string()).collect());
+    }
+
     /// Records a check: PASS with `observed` if `ok`, else FAIL with it.
     pub fn check(&mut self, name: &str, ok: bool, observed: impl Into<String>) {
         let verdict = if ok { Verdict::Pass } else { Verdict::Fail };
@@ -334,21 +342,32 @@ impl Session {
 
     /// Stops background programs, removes kept containers, then the lab's directory.
     fn cleanup(&mut self) {
+        for args in std::mem::take(&mut self.undo) {
+            let _ = self.quiet_isolab(&args);
+        }
         let _ = fs::write(self.shared().join("stop"), b"");
         for bg in &mut self.background {
             stop_child(&mut bg.child);
         }
         for name in std::mem::take(&mut self.kept_containers) {
-            let _ = Command::new(&self.options.isolab)
-                .args(["container", "rm", &name])
-                .env("ISOLAB_HOME", self.home())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+            let _ = self.quiet_isolab(&["container".into(), "rm".into(), name]);
         }
         if let Some(dir) = self.dir.take() {
             remove_lab_dir(dir);
         }
+    }
+}
+
+impl Session {
+    /// Runs isolab without showing or recording it (cleanup only).
+    fn quiet_isolab(&self, args: &[String]) -> std::io::Result<std::process::ExitStatus> {
+        Command::new(&self.options.isolab)
+            .args(args)
+            .env("ISOLAB_HOME", self.home())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
     }
 }
 

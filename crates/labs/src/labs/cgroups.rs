@@ -247,6 +247,8 @@ fn run_freezer(s: &mut Session) -> Result<(), LabError> {
         "-c",
         TICKER,
     ])?;
+    // Interrupted while paused, the container could not even be killed: thaw it first.
+    s.undo_with(&["container", "resume", name]);
     let ticks_file = s.shared().join("ticks");
     let ticks = move || -> u64 {
         std::fs::read_to_string(&ticks_file)
