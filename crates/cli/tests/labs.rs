@@ -67,6 +67,24 @@ fn list_names_every_lab_and_which_need_root() {
 }
 
 #[test]
+fn json_on_stdout_is_only_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(isolab())
+        .args(["lab", "run", "uts-ipc", "--json"])
+        .env("TMPDIR", tmp.path())
+        .env("HOME", tmp.path())
+        .output()
+        .unwrap();
+    let results: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(results[0]["name"], "uts-ipc");
+    assert_eq!(results[0]["verdict"], "PASS", "{results:#}");
+    assert!(results[0]["steps"][0]["command"].is_string());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lab 3 uts-ipc: PASS"));
+    assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+}
+
+#[test]
 fn explain_prints_the_background_and_runs_nothing() {
     let home = tempfile::tempdir().unwrap();
     let out = Command::new(isolab())

@@ -55,6 +55,10 @@ pub fn run(lab: &Lab, options: &Options) -> LabResult {
         Ok(s) => s,
         Err(e) => return not_started(lab, started, e),
     };
+    session.say(&format!(
+        "(working in {}, with its own ISOLAB_HOME; all of it is removed at the end)\n",
+        session.dir().display()
+    ));
     let error = if lab.needs_root && session.rootless() {
         session.skip(
             "needs-root",
