@@ -66,7 +66,13 @@ pub fn run(lab: &Lab, options: &Options) -> LabResult {
         );
         None
     } else {
-        (lab.run)(&mut session).err()
+        match unprivileged_userns_refused() {
+            Some(reason) if session.rootless() => {
+                session.skip("rootless", reason);
+                None
+            }
+            _ => (lab.run)(&mut session).err(),
+        }
     };
     let result = session.finish(lab, started, error);
     if options.print {
@@ -105,6 +111,25 @@ pub fn indent(text: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Why an ordinary user cannot create a user namespace here, if a sysctl says so.
+fn unprivileged_userns_refused() -> Option<String> {
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|v| v.trim().to_string())
+    };
+    if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
+        return Some("this host disables unprivileged user namespaces (kernel.unprivileged_userns_clone = 0); run with sudo".into());
+    }
+    if read("/proc/sys/user/max_user_namespaces").as_deref() == Some("0") {
+        return Some(
+            "this host allows no user namespaces (user.max_user_namespaces = 0); run with sudo"
+                .into(),
+        );
+    }
+    None
 }
 
 fn not_started(lab: &Lab, started: Instant, error: LabError) -> LabResult {
