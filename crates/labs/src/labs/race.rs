@@ -101,6 +101,16 @@ fn run(s: &mut Session) -> Result<(), LabError> {
             "gvisor-start",
             "runsc (gVisor) is not installed here (Debian package runsc)",
         );
+    } else {
+        let g = median(&gvisor);
+        s.check(
+            "gvisor-start",
+            g > c,
+            format!(
+                "gVisor {g:.1} ms vs container {c:.1} ms ({:.1}x): its application kernel starts before the workload",
+                g / c
+            ),
+        );
     }
     syscalls(s, kvm)
 }
