@@ -13,9 +13,10 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # The Debian cloud kernel (and lz4, to unpack its vmlinux) is the "any distro kernel" guest the
-# microVM tests boot besides isolab's own kernel.
+# microVM tests boot besides isolab's own kernel. runsc (gVisor) is the application-kernel rung of
+# the labs.
 packages=(busybox-static crun runc bubblewrap podman iproute2 iputils-ping hyperfine cpio
-          qemu-system-x86 linux-image-cloud-amd64 lz4)
+          qemu-system-x86 linux-image-cloud-amd64 lz4 runsc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

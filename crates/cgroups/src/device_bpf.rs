@@ -139,6 +139,15 @@ impl DeviceProgram {
         ];
         for rule in rules.iter().rev() {
             insns.extend(rule_block(rule));
+            // A rule matching every access ends the program: the rules before it can never
+            // decide, and the verifier refuses unreachable instructions.
+            let catch_all = rule.kind == DeviceKind::All
+                && rule.major.is_none()
+                && rule.minor.is_none()
+                && access_bits(rule) == 7;
+            if catch_all {
+                return DeviceProgram { insns };
+            }
         }
         insns.push(insn(ALU64_MOV_K, R0, 0, 0, 0));
         insns.push(insn(EXIT, 0, 0, 0, 0));
@@ -157,16 +166,42 @@ impl DeviceProgram {
 
     /// Loads the program into the kernel (the verifier checks it) and returns its fd.
     pub fn load(&self) -> Result<OwnedFd, CgroupError> {
+        // Without a log first (the verifier's trace costs time); on failure again with one, so
+        // the error can say why.
+        self.load_with_log(None).map_err(|source| {
+            let mut log = vec![0u8; 1 << 20];
+            let _ = self.load_with_log(Some(&mut log));
+            let text = String::from_utf8_lossy(&log);
+            // The verifier ends with a "processed N insns" summary; the reason is just before.
+            let reason = text
+                .trim_end_matches('\0')
+                .lines()
+                .rfind(|l| !l.trim().is_empty() && !l.starts_with("processed "))
+                .map(|l| format!("; verifier: {l}"))
+                .unwrap_or_default();
+            CgroupError::DeviceProgram {
+                op: "loading (bpf BPF_PROG_LOAD)",
+                path: "the device program".into(),
+                verifier: reason,
+                source,
+            }
+        })
+    }
+
+    fn load_with_log(&self, log: Option<&mut [u8]>) -> io::Result<OwnedFd> {
         let license = c"GPL";
-        let mut log = vec![0u8; 4096];
+        let (log_level, log_size, log_buf) = match log {
+            Some(buf) => (1, buf.len() as u32, buf.as_mut_ptr() as u64),
+            None => (0, 0, 0),
+        };
         let attr = ProgLoadAttr {
             prog_type: PROG_TYPE_CGROUP_DEVICE,
             insn_cnt: self.insns.len() as u32,
             insns: self.insns.as_ptr() as u64,
             license: license.as_ptr() as u64,
-            log_level: 1,
-            log_size: log.len() as u32,
-            log_buf: log.as_mut_ptr() as u64,
+            log_level,
+            log_size,
+            log_buf,
             kern_version: 0,
             prog_flags: 0,
             prog_name: *b"isolab_devices\0\0",
@@ -184,11 +219,7 @@ impl DeviceProgram {
             )
         };
         if fd < 0 {
-            return Err(CgroupError::DeviceProgram {
-                op: "loading (bpf BPF_PROG_LOAD)",
-                path: "the device program".into(),
-                source: io::Error::last_os_error(),
-            });
+            return Err(io::Error::last_os_error());
         }
         // SAFETY: the kernel just returned this fd to us; we are its only owner.
         Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
@@ -221,6 +252,7 @@ impl DeviceProgram {
             return Err(CgroupError::DeviceProgram {
                 op: "attaching (bpf BPF_PROG_ATTACH)",
                 path: dir.to_path_buf(),
+                verifier: String::new(),
                 source: io::Error::last_os_error(),
             });
         }

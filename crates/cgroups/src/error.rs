@@ -176,12 +176,14 @@ pub enum CgroupError {
     },
     /// The kernel refused the cgroup v2 device program (needs root or CAP_BPF + CAP_SYS_ADMIN,
     /// and a kernel built with CONFIG_CGROUP_BPF).
-    #[error("device rules: {op} for {path}: {source} (cgroup v2 enforces device rules with an eBPF program: run as root on a kernel with CONFIG_CGROUP_BPF)")]
+    #[error("device rules: {op} for {path}: {source}{verifier} (cgroup v2 enforces device rules with an eBPF program: run as root on a kernel with CONFIG_CGROUP_BPF)")]
     DeviceProgram {
         /// The bpf(2) command that failed.
         op: &'static str,
         /// The cgroup directory (or the program) involved.
         path: PathBuf,
+        /// The verifier's last message, `; verifier: ...`, or empty.
+        verifier: String,
         /// The kernel's answer.
         #[source]
         source: io::Error,

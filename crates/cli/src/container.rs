@@ -409,7 +409,17 @@ fn run_container(args: RunArgs) -> Result<u8> {
     }
     // 1. Validate everything before creating anything.
     let (rootfs_hint, bundle_spec) = match (&args.bundle, &args.rootfs) {
-        (Some(dir), _) => (None, Some(isolab_container::oci::load_bundle(dir)?)),
+        (Some(dir), _) => {
+            let bundle = isolab_container::oci::load(dir)?;
+            if !bundle.ignored.is_empty() {
+                eprintln!(
+                    "isolab: warning: {}/config.json: not applied by isolab: {}",
+                    dir.display(),
+                    bundle.ignored.join(", ")
+                );
+            }
+            (None, Some(bundle.spec))
+        }
         (None, Some(dir)) => {
             if !dir.is_dir() {
                 bail!("--rootfs {}: not a directory", dir.display());

@@ -6,6 +6,7 @@
 mod bench;
 mod container;
 mod image;
+mod lab;
 mod process_clock;
 mod vm;
 
@@ -41,6 +42,9 @@ enum Command {
     /// Measure host vs containers vs microVMs vs the peers (crun, runc, bwrap, QEMU), side by
     /// side in one run; write every sample to JSON (and CSV).
     Bench(bench::BenchArgs),
+    /// Classroom labs: the ladder of isolation, one rung each, run and checked on this machine.
+    #[command(subcommand)]
+    Lab(lab::LabCommand),
     /// Turn a container's changes into a new image (its writable layer becomes a new
     /// read-only layer on top of the image's): the articles' "docker commit ≈ git commit".
     Commit {
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Vm(cmd) => vm::run(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Lab(cmd) => lab::run(cmd),
         Command::Commit {
             container,
             new_image,

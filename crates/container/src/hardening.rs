@@ -84,6 +84,42 @@ pub struct Hardening {
     pub readonly_paths: Vec<String>,
     /// Which devices may be opened.
     pub devices: DevicePolicy,
+    /// Extra device nodes to create under /dev (an OCI bundle's `linux.devices`).
+    #[serde(default)]
+    pub nodes: Vec<DeviceNode>,
+}
+
+/// A device node to create in the container (an OCI bundle's `linux.devices` entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// Absolute path inside the container, e.g. `/dev/fuse`.
+    pub path: String,
+    /// `S_IFCHR`, `S_IFBLK` or `S_IFIFO`.
+    pub kind: u32,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits of the node.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl DeviceNode {
+    /// The device-cgroup rule that lets the container open this node (none for a FIFO).
+    pub fn allow_rule(&self) -> Option<DeviceRule> {
+        let kind = match self.kind {
+            libc::S_IFCHR => isolab_cgroups::DeviceKind::Char,
+            libc::S_IFBLK => isolab_cgroups::DeviceKind::Block,
+            _ => return None,
+        };
+        Some(DeviceRule {
+            allow: true,
+            kind,
+            major: Some(self.major),
+            minor: Some(self.minor),
+            access: isolab_cgroups::DeviceAccess::ALL,
+        })
+    }
 }
 
 impl Default for Hardening {
@@ -96,6 +132,7 @@ impl Default for Hardening {
                 .map(|s| s.to_string())
                 .collect(),
             devices: DevicePolicy::Standard,
+            nodes: Vec::new(),
         }
     }
 }
@@ -107,6 +144,7 @@ impl Hardening {
             masked_paths: Vec::new(),
             readonly_paths: Vec::new(),
             devices: DevicePolicy::All,
+            nodes: Vec::new(),
         }
     }
 }

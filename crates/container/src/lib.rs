@@ -13,6 +13,7 @@ pub mod image;
 pub mod namespaces;
 pub mod network;
 pub mod oci;
+mod oci_security;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spawn;

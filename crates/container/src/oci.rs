@@ -33,8 +33,10 @@
 //!   profile's rules themselves are not interpreted (see `seccomp.rs` for why isolab compiles one
 //!   fixed policy once);
 //! - `process.capabilities.bounding` → the container's bounding set (absent: all, as runc);
-//! - not interpreted: the other capability sets, rlimits, maskedPaths/readonlyPaths, devices, hooks, sysctl,
-//!   annotations;
+//! - the other capability sets, rlimits, noNewPrivileges, oomScoreAdj, additionalGids,
+//!   maskedPaths/readonlyPaths, devices and sysctl: see `oci_security.rs`;
+//! - not applied, and reported in [`Bundle::ignored`]: AppArmor, SELinux, hooks, and the other
+//!   fields listed there;
 //! - refused with a one-line error naming the field: joining an existing namespace (`path`),
 //!   several or non-identical id-mapping ranges, mounts other than bind mounts and the standard
 //!   ones, out-of-range resource values, invalid JSON.
@@ -92,11 +94,26 @@ pub enum OciError {
     },
 }
 
-/// Reads `<dir>/config.json` and converts it into a [`ContainerSpec`].
+/// A converted bundle and the fields of its config.json that isolab does not apply.
+#[derive(Debug)]
+pub struct Bundle {
+    pub spec: ContainerSpec,
+    /// Names of present fields isolab ignores (AppArmor, SELinux, hooks, ...): a caller should
+    /// tell the user, never drop them silently.
+    pub ignored: Vec<&'static str>,
+}
+
+/// Reads `<dir>/config.json` and converts it into a [`ContainerSpec`] (see [`load`] for the
+/// fields it cannot apply).
+pub fn load_bundle(dir: &Path) -> Result<ContainerSpec, OciError> {
+    load(dir).map(|b| b.spec)
+}
+
+/// Reads `<dir>/config.json` and converts it.
 ///
 /// Relative paths (`root.path`, bind mount sources) are resolved against `dir`, like runc and
 /// crun do (they run with the bundle as working directory).
-pub fn load_bundle(dir: &Path) -> Result<ContainerSpec, OciError> {
+pub fn load(dir: &Path) -> Result<Bundle, OciError> {
     if !dir.is_dir() {
         return Err(OciError::MissingBundle {
             dir: dir.to_path_buf(),
@@ -154,7 +171,7 @@ impl Converter<'_> {
         }
     }
 
-    fn convert(&self, oci: &Spec) -> Result<ContainerSpec, OciError> {
+    fn convert(&self, oci: &Spec) -> Result<Bundle, OciError> {
         let root = oci.root().as_ref().ok_or_else(|| {
             self.missing(
                 "root.path",
@@ -240,7 +257,10 @@ impl Converter<'_> {
         } else {
             SeccompMode::Unconfined
         };
-        Ok(spec)
+        // The bundle lists its own mounts; isolab adds no /tmp it did not ask for.
+        spec.tmpfs_tmp = false;
+        let ignored = crate::oci_security::apply(&mut spec, oci, process, self.path)?;
+        Ok(Bundle { spec, ignored })
     }
 
     fn namespaces(

@@ -107,6 +107,14 @@ enum Step {
     Mask(CString),
     /// Bind the path onto itself and remount it read-only; skipped when it does not exist.
     ReadOnly(CString),
+    /// A device node of any kind with the given mode and owner, tolerating EEXIST.
+    Node {
+        path: CString,
+        kind: u32,
+        dev: libc::dev_t,
+        mode: u32,
+        owner: (u32, u32),
+    },
     /// Write a value into an existing file (a sysctl under /proc/sys).
     WriteFile(CString, CString),
     PivotRoot(CString),
@@ -271,38 +279,6 @@ impl MountPlan {
             format!("mounting proc on {}", proc_.display()),
         );
 
-        let sys = root.join("sys");
-        plan.mkdir(&sys);
-        if new_netns {
-            plan.mount(
-                Some("sysfs"),
-                &sys,
-                Some("sysfs"),
-                nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-                None,
-                format!("mounting sysfs on {}", sys.display()),
-            );
-        } else {
-            // sysfs can only be mounted fresh from a network namespace we own; share the host's,
-            // read-only.
-            plan.mount(
-                Some("/sys"),
-                &sys,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-                format!("bind-mounting /sys on {}", sys.display()),
-            );
-            plan.mount(
-                None,
-                &sys,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
-                None,
-                format!("remounting {} read-only", sys.display()),
-            );
-        }
-
         let dev = root.join("dev");
         plan.mkdir(&dev);
         plan.mount(
@@ -387,18 +363,52 @@ impl MountPlan {
                 format!("mounting mqueue on {}", mq.display()),
             );
         }
-        let tmp = root.join("tmp");
-        plan.mkdir(&tmp);
-        plan.mount(
-            Some("tmpfs"),
-            &tmp,
-            Some("tmpfs"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-            Some("mode=1777"),
-            format!("mounting a tmpfs on {}", tmp.display()),
-        );
+        let sys = root.join("sys");
+        plan.mkdir(&sys);
+        if new_netns {
+            plan.mount(
+                Some("sysfs"),
+                &sys,
+                Some("sysfs"),
+                nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+                None,
+                format!("mounting sysfs on {}", sys.display()),
+            );
+        } else {
+            // sysfs can only be mounted fresh from a network namespace we own; share the host's,
+            // read-only.
+            plan.mount(
+                Some("/sys"),
+                &sys,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+                format!("bind-mounting /sys on {}", sys.display()),
+            );
+            plan.mount(
+                None,
+                &sys,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                None,
+                format!("remounting {} read-only", sys.display()),
+            );
+        }
 
-        plan.harden(spec, &root)?;
+        if spec.tmpfs_tmp {
+            let tmp = root.join("tmp");
+            plan.mkdir(&tmp);
+            plan.mount(
+                Some("tmpfs"),
+                &tmp,
+                Some("tmpfs"),
+                MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                Some("mode=1777"),
+                format!("mounting a tmpfs on {}", tmp.display()),
+            );
+        }
+
+        plan.harden(spec, &root, in_userns)?;
 
         // 3. The user's bind mounts.
         for bind in &spec.mounts {
@@ -476,7 +486,7 @@ impl MountPlan {
 
     /// Namespaced sysctls first (/proc/sys is still writable), then the masked and read-only
     /// paths of [`crate::hardening`].
-    fn harden(&mut self, spec: &ContainerSpec, root: &Path) -> Result<(), String> {
+    fn harden(&mut self, spec: &ContainerSpec, root: &Path, in_userns: bool) -> Result<(), String> {
         let inside = |p: &str| -> Result<PathBuf, String> {
             let rel = Path::new(p)
                 .strip_prefix("/")
@@ -492,6 +502,32 @@ impl MountPlan {
                 ),
                 format!("setting the sysctl {key}={value}"),
             );
+        }
+        for node in &spec.hardening.nodes {
+            let path = inside(&node.path)?;
+            if in_userns {
+                // mknod is forbidden in a user namespace: borrow the host's node.
+                self.push(Step::Touch(cstr(&path)), format!("creating {}", node.path));
+                self.mount(
+                    Some(&node.path),
+                    &path,
+                    None,
+                    MsFlags::MS_BIND,
+                    None,
+                    format!("bind-mounting the host's {}", node.path),
+                );
+            } else {
+                self.push(
+                    Step::Node {
+                        path: cstr(&path),
+                        kind: node.kind,
+                        dev: libc::makedev(node.major, node.minor),
+                        mode: node.mode & 0o7777,
+                        owner: (node.uid, node.gid),
+                    },
+                    format!("creating the device node {}", node.path),
+                );
+            }
         }
         for p in &spec.hardening.masked_paths {
             let path = inside(p)?;
@@ -578,6 +614,29 @@ fn apply_step(step: &Step) -> nix::Result<()> {
             nix::fcntl::AT_FDCWD,
             link.as_c_str(),
         )),
+        Step::Node {
+            path,
+            kind,
+            dev,
+            mode,
+            owner,
+        } => {
+            // SAFETY: mknod/chmod/chown on a NUL-terminated path we own; no memory is shared.
+            let rc = unsafe { libc::mknod(path.as_ptr(), *kind | *mode, *dev) };
+            if rc != 0 && Errno::last() != Errno::EEXIST {
+                return Err(Errno::last());
+            }
+            // The umask may have stripped bits of `mode`.
+            // SAFETY: as above.
+            if unsafe { libc::chmod(path.as_ptr(), *mode) } != 0 {
+                return Err(Errno::last());
+            }
+            // SAFETY: as above.
+            if unsafe { libc::chown(path.as_ptr(), owner.0, owner.1) } != 0 {
+                return Err(Errno::last());
+            }
+            Ok(())
+        }
         Step::Mask(path) => mask(path),
         Step::ReadOnly(path) => make_readonly(path),
         Step::WriteFile(path, value) => {

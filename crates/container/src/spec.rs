@@ -75,6 +75,13 @@ pub struct ContainerSpec {
     /// Supplementary groups of the workload.
     #[serde(default)]
     pub additional_gids: Vec<u32>,
+    /// Mount a tmpfs on /tmp (docker-like runs do; an OCI bundle gets only what it lists).
+    #[serde(default = "default_true")]
+    pub tmpfs_tmp: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Where the container's `/` comes from.
@@ -180,6 +187,7 @@ impl ContainerSpec {
             oom_score_adj: None,
             sysctl: Vec::new(),
             additional_gids: Vec::new(),
+            tmpfs_tmp: true,
         }
     }
 
