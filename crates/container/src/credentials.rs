@@ -144,8 +144,12 @@ pub fn apply_process_caps(caps: &ProcessCaps) -> Result<(), Errno> {
     if rc != 0 {
         return Err(Errno::last());
     }
+    // The kernel only raises an ambient capability that is both permitted and inheritable;
+    // like crun, the others are left out (`crun spec` lists ambient caps with an empty
+    // inheritable set).
+    let raisable = CapSet(caps.ambient.0 & caps.permitted.0 & caps.inheritable.0);
     for cap in 0..64usize {
-        if !caps.ambient.contains(cap) {
+        if !raisable.contains(cap) {
             continue;
         }
         // SAFETY: prctl with integer arguments only; it changes this thread's ambient set.

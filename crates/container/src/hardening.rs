@@ -25,7 +25,10 @@
 //! before `pivot_root`; a path the kernel does not have is skipped, like runc does.
 
 use isolab_cgroups::DeviceRule;
+use nix::errno::Errno;
+use nix::mount::{mount, MsFlags};
 use serde::{Deserialize, Serialize};
+use std::ffi::CStr;
 
 /// Paths that read as empty inside a default container.
 pub const DEFAULT_MASKED_PATHS: [&str; 12] = [
@@ -147,6 +150,60 @@ impl Hardening {
             nodes: Vec::new(),
         }
     }
+}
+
+/// Flags every hardening mount carries (child side, like the two steps below). In a user namespace the kernel refuses a remount that
+/// would drop a flag the underlying mount has (procfs is nosuid,nodev,noexec), so keep them all.
+fn locked_flags() -> MsFlags {
+    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
+}
+
+/// Hides `path`: `/dev/null` over a file, an empty read-only tmpfs over a directory; a path
+/// this kernel does not have is skipped. Runs in the cloned child: raw syscalls only.
+pub(crate) fn mask(path: &CStr) -> nix::Result<()> {
+    let st = match nix::sys::stat::stat(path) {
+        Err(Errno::ENOENT) => return Ok(()),
+        other => other?,
+    };
+    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        mount(
+            Some(c"tmpfs"),
+            path,
+            Some(c"tmpfs"),
+            MsFlags::MS_RDONLY | locked_flags(),
+            Some(c"mode=0555"),
+        )
+    } else {
+        // Still the host's root: /dev/null is the host's node, readable as empty.
+        mount(
+            Some(c"/dev/null"),
+            path,
+            None::<&CStr>,
+            MsFlags::MS_BIND,
+            None::<&CStr>,
+        )
+    }
+}
+
+/// Binds `path` onto itself and remounts it read-only; skipped when missing. Child side.
+pub(crate) fn make_readonly(path: &CStr) -> nix::Result<()> {
+    match mount(
+        Some(path),
+        path,
+        None::<&CStr>,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None::<&CStr>,
+    ) {
+        Err(Errno::ENOENT) => return Ok(()),
+        other => other?,
+    }
+    mount(
+        None::<&CStr>,
+        path,
+        None::<&CStr>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(),
+        None::<&CStr>,
+    )
 }
 
 #[cfg(test)]

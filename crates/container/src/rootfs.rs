@@ -8,10 +8,12 @@
 //!    container's own writable `upperdir` (writes are copied up there; the layers never change),
 //!    or a plain directory bind-mounted onto itself (an OCI bundle, as crun and runc do);
 //! 2. the pseudo-filesystems a Linux program expects: `/proc` (a fresh procfs, which shows only the
-//!    new PID namespace), `/sys` read-only, a tmpfs `/dev` holding just the harmless device nodes
-//!    (made with `mknod`, or bind-mounted from the host in a user namespace, where `mknod` is
-//!    forbidden), a private
-//!    `/dev/pts` instance, `/dev/shm`, `/dev/mqueue` and `/tmp`;
+//!    new PID namespace), a tmpfs `/dev` holding just the harmless device nodes (made with
+//!    `mknod`, or bind-mounted from the host in a user namespace, where `mknod` is forbidden), a
+//!    private `/dev/pts` instance, `/dev/shm`, `/dev/mqueue`, `/sys` read-only and `/tmp` (in the
+//!    order of an OCI bundle's default mounts); then namespaced sysctls, and docker's masked and
+//!    read-only paths ([`crate::hardening`]: `/proc/sys` read-only, `/proc/kcore` and friends
+//!    hidden);
 //! 3. the user's bind mounts (`-v HOST:CONTAINER[:ro]`);
 //! 4. finally the switch of root: `pivot_root(2)` moves the host's root out from under the
 //!    process and the old root is detached, so no path leads back to the host tree. `chroot(2)`
@@ -637,8 +639,8 @@ fn apply_step(step: &Step) -> nix::Result<()> {
             }
             Ok(())
         }
-        Step::Mask(path) => mask(path),
-        Step::ReadOnly(path) => make_readonly(path),
+        Step::Mask(path) => crate::hardening::mask(path),
+        Step::ReadOnly(path) => crate::hardening::make_readonly(path),
         Step::WriteFile(path, value) => {
             let fd = open(
                 path.as_c_str(),
@@ -662,55 +664,4 @@ fn apply_step(step: &Step) -> nix::Result<()> {
             chdir(c"/")
         }
     }
-}
-
-/// Flags every hardening mount carries. In a user namespace the kernel refuses a remount that
-/// would drop a flag the underlying mount has (procfs is nosuid,nodev,noexec), so keep them all.
-fn locked_flags() -> MsFlags {
-    MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC
-}
-
-fn mask(path: &CStr) -> nix::Result<()> {
-    let st = match nix::sys::stat::stat(path) {
-        Err(Errno::ENOENT) => return Ok(()),
-        other => other?,
-    };
-    if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-        mount(
-            Some(c"tmpfs"),
-            path,
-            Some(c"tmpfs"),
-            MsFlags::MS_RDONLY | locked_flags(),
-            Some(c"mode=0555"),
-        )
-    } else {
-        // Still the host's root: /dev/null is the host's node, readable as empty.
-        mount(
-            Some(c"/dev/null"),
-            path,
-            None::<&CStr>,
-            MsFlags::MS_BIND,
-            None::<&CStr>,
-        )
-    }
-}
-
-fn make_readonly(path: &CStr) -> nix::Result<()> {
-    match mount(
-        Some(path),
-        path,
-        None::<&CStr>,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        None::<&CStr>,
-    ) {
-        Err(Errno::ENOENT) => return Ok(()),
-        other => other?,
-    }
-    mount(
-        None::<&CStr>,
-        path,
-        None::<&CStr>,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(),
-        None::<&CStr>,
-    )
 }
