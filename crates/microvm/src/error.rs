@@ -123,9 +123,27 @@ pub enum VmError {
     /// The stub guest reported a status other than success.
     #[error("stub guest exited with status {0}")]
     StubStatus(u8),
+    /// The stub guest stopped some other way than through its exit ports.
+    #[error("stub guest stopped ({exit:?}) without writing its exit port")]
+    StubNoExit {
+        /// How the VM stopped instead.
+        exit: crate::vmm::GuestExit,
+    },
+    /// The stub guest reported fewer marks or results than its workload produces.
+    #[error("stub workload {workload} reported {got} {what}, expected at least {expected}")]
+    StubReport {
+        /// The workload.
+        workload: &'static str,
+        /// "marks" or "results".
+        what: &'static str,
+        /// How many arrived.
+        got: usize,
+        /// How many the figure needs.
+        expected: usize,
+    },
     /// A vCPU thread could not be created.
-    #[error("cannot start vCPU thread: {0}")]
-    Thread(std::io::Error),
+    #[error("cannot start vCPU thread")]
+    Thread(#[source] std::io::Error),
     /// A system call the VMM uses (timer, signal) failed.
     #[error("{op} failed: {source}")]
     Sys {
