@@ -1,51 +1,76 @@
 #!/usr/bin/env bash
-# Whole-process start-up of `isolab vm run --guest stub:true`, measured the way a user sees it:
-# spawn → the process has exited and been reaped, against `/bin/true` as the floor.
+# Whole-process start-up of a microVM, measured the way a user sees it: spawn → the process
+# has exited and been reaped. Every command is a direct child of one measuring process, and the
+# commands alternate (A B A B ...), so load on the machine hits them alike. Prints median, p90
+# and min of each, in milliseconds.
 #
-# Both commands are direct children of one measuring process and alternate (A B A B ...), so
-# load on this machine hits both alike. Prints median and p90 of each, in milliseconds.
+#   scripts/vm-startup.sh [RUNS]          /bin/true against `isolab vm run --guest stub:true`
+#   scripts/vm-startup.sh --pvh [RUNS]    adds the PVH stub image under isolab and under
+#                                         `qemu-system-x86_64 -M microvm` (same guest, same RAM)
 #
-#   scripts/vm-startup.sh [RUNS] [ISOLAB]        (defaults: 40, target/release/isolab)
-#   ISOLAB_VM_ARGS="--guest stub:true --memory 64M" scripts/vm-startup.sh 60
+# ISOLAB=path picks the binary (default: $CARGO_TARGET_DIR or target/, release build);
+# ISOLAB_VM_ARGS replaces `--guest stub:true`. On a machine busy with other work, run it under
+# `chrt -f 10` (SCHED_FIFO, inherited by every command) so that the other work does not decide
+# the figures; say so when reporting them.
 set -euo pipefail
+pvh=0
+if [ "${1:-}" = "--pvh" ]; then pvh=1; shift; fi
 runs=${1:-40}
 here=$(cd "$(dirname "$0")/.." && pwd)
-isolab=${2:-${CARGO_TARGET_DIR:-$here/target}/release/isolab}
+isolab=${ISOLAB:-${CARGO_TARGET_DIR:-$here/target}/release/isolab}
 [ -x "$isolab" ] || { echo "vm-startup: $isolab not found: cargo build --release -p isolab-cli" >&2; exit 1; }
 [ -e /dev/kvm ] || { echo "vm-startup: not measured here: /dev/kvm is missing" >&2; exit 1; }
 read -r -a vm_args <<<"${ISOLAB_VM_ARGS:---guest stub:true}"
-exec python3 - "$runs" /bin/true "$isolab" vm run "${vm_args[@]}" <<'PY'
-import os, sys, time
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+if [ "$pvh" = 1 ]; then
+  command -v qemu-system-x86_64 >/dev/null || { echo "vm-startup: --pvh needs qemu-system-x86_64 (scripts/setup.sh)" >&2; exit 1; }
+  "$isolab" vm stub-image --out "$work/stub-pvh.elf"
+fi
+python3 - "$runs" "$pvh" "$work/stub-pvh.elf" "$isolab" "${vm_args[@]}" <<'PY'
+import os, shutil, sys, time
 
-runs = int(sys.argv[1])
-floor = [sys.argv[2]]
-vm = sys.argv[3:]
+runs, pvh, image, isolab = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+rows = [
+    ("/bin/true", ["/bin/true"], 0),
+    ("isolab vm run " + " ".join(sys.argv[5:]), [isolab, "vm", "run", *sys.argv[5:]], 0),
+]
+if pvh:
+    rows.append(("isolab PVH stub (--kernel, --debug-exit)",
+                 [isolab, "vm", "run", "--debug-exit", "--memory", "64M", "--kernel", image], 0))
+    # QEMU's isa-debug-exit turns the guest's 0 into exit status (0 << 1) | 1 = 1.
+    rows.append(("qemu -M microvm, PVH stub",
+                 [shutil.which("qemu-system-x86_64"), "-M", "microvm", "-accel", "kvm",
+                  "-cpu", "host,-arch-capabilities,-cx16", "-nodefaults", "-no-user-config",
+                  "-nographic", "-display", "none",
+                  "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-m", "64M",
+                  "-kernel", image], 1))
 null = os.open(os.devnull, os.O_WRONLY)
 
-def once(argv):
-    # posix_spawn (vfork-like in glibc) keeps the parent's own cost small and equal for both.
+def once(argv, expected):
+    # posix_spawn (vfork-like in glibc) keeps the parent's own cost small and equal for all.
     start = time.perf_counter_ns()
     pid = os.posix_spawn(argv[0], argv, os.environ,
                          file_actions=[(os.POSIX_SPAWN_DUP2, null, 1)])
     _, status = os.waitpid(pid, 0)
     elapsed = time.perf_counter_ns() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"vm-startup: {' '.join(argv)} failed with status {status}")
+    code = os.waitstatus_to_exitcode(status)
+    if code != expected:
+        sys.exit(f"vm-startup: {' '.join(argv)} exited with {code}, expected {expected}")
     return elapsed / 1e6
 
-for argv in (floor, vm):  # one warm-up each: page cache, binary mapped
-    once(argv)
-samples = {"floor": [], "vm": []}
+for _, argv, expected in rows:  # one warm-up each: page cache, binaries mapped
+    once(argv, expected)
+samples = [[] for _ in rows]
 for _ in range(runs):
-    samples["floor"].append(once(floor))
-    samples["vm"].append(once(vm))
+    for i, (_, argv, expected) in enumerate(rows):
+        samples[i].append(once(argv, expected))
 
 def q(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p * len(xs)))]
 
-for name, argv in (("floor", floor), ("vm", vm)):
-    xs = samples[name]
-    print(f"{' '.join(argv):55s} median {q(xs, 0.5):6.3f} ms  p90 {q(xs, 0.9):6.3f} ms  "
-          f"min {min(xs):6.3f} ms  ({len(xs)} runs, interleaved)")
+for (name, _, _), xs in zip(rows, samples):
+    print(f"{name:48s} median {q(xs, 0.5):7.3f} ms  p90 {q(xs, 0.9):7.3f} ms  "
+          f"min {min(xs):7.3f} ms  ({len(xs)} runs, interleaved)")
 PY

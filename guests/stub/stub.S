@@ -8,7 +8,7 @@
  * vCPU directly in user mode (CPL3) for every workload except the CPL0 probe, so almost no
  * guest kernel-mode instruction ever runs.
  *
- * Calling convention (set by the VMM in the vCPU registers, see crates/microvm/src/stub.rs):
+ * Calling convention (set by the VMM in the vCPU registers, see crates/microvm/src/stub/mod.rs, StubGuest):
  *   rdi = workload id, rsi = iteration count, rdx = buffer address, rcx = buffer bytes,
  *   rsp = top of the stub stack.
  * Reporting (I/O ports, each write is one VM exit the VMM handles):
@@ -51,7 +51,7 @@
     .endm
 
     /* The CPU loop body: shared, instruction for instruction, with the host reference in
-     * crates/microvm/src/stub.rs (host_cpu_loop), so the two can be compared. */
+     * crates/microvm/src/stub/host.rs (host_cpu_loop), so the two can be compared. */
     .macro cpu_loop
     xor %eax, %eax
     mov $1, %edx

@@ -286,8 +286,9 @@ impl ProcessClock {
             "vm run → boot call             {:>10}",
             us(booted_at - self.at)
         );
-        eprintln!("create VM (+irqchip)           {:>10}", t.create_vm_us);
+        eprintln!("create VM                      {:>10}", t.create_vm_us);
         eprintln!("guest memory                   {:>10}", t.memory_us);
+        eprintln!("irqchip + PIT                  {:>10}", t.irqchip_us);
         eprintln!("vCPUs                          {:>10}", t.vcpus_us);
         eprintln!("load guest + boot params       {:>10}", t.load_us);
         eprintln!("first KVM_RUN               at {:>10}", t.first_run_at_us);
@@ -297,7 +298,7 @@ impl ProcessClock {
         eprintln!("teardown                       {:>10}", t.teardown_us);
         eprintln!("VM total                       {:>10}", t.total_us);
         eprintln!(
-            "boot call outside the VM       {:>10}",
+            "library + output outside VM    {:>10}",
             us(boot_call.saturating_sub(in_boot))
         );
         eprintln!(

@@ -30,8 +30,8 @@
 //!
 //! # The steps
 //! [`boot`] reads top to bottom, one named step per line, as the boot happens: open and check
-//! KVM → create the VM (+ interrupt controllers and timer if the guest wants them) → guest
-//! memory → vCPUs → load the guest and its boot parameters, set the boot vCPU → attach the
+//! KVM → create the VM → guest memory → interrupt controllers and timer (if the guest wants
+//! them) → vCPUs → load the guest and its boot parameters, set the boot vCPU → attach the
 //! devices → run until the guest stops → tear down. The KVM steps are in `vm_setup.rs`; what
 //! differs between guests (Linux, isolab's stub) is behind the [`Guest`] trait (`guest.rs`).
 
@@ -69,10 +69,12 @@ pub enum GuestExit {
 /// `*_us` durations cover one step; `*_at_us` are measured from the start of the boot.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PhaseTimings {
-    /// Opening /dev/kvm, checking it, creating the VM (+ irqchip and PIT for Linux).
+    /// Opening /dev/kvm, checking it, creating the VM.
     pub create_vm_us: u64,
     /// Allocating guest RAM and registering it as memory slots.
     pub memory_us: u64,
+    /// Creating the in-kernel interrupt controllers and timer (Linux; 0 for the stub).
+    pub irqchip_us: u64,
     /// Creating and configuring the vCPUs (CPUID, MSRs, FPU).
     pub vcpus_us: u64,
     /// Loading the guest image, writing boot parameters, setting the boot vCPU's registers.
@@ -198,11 +200,14 @@ fn boot(
     guest.validate()?;
 
     let kvm = vm_setup::open_kvm(machine)?;
-    let vm = vm_setup::create_vm(&kvm, guest.wants_irqchip())?;
+    let mut vm = vm_setup::create_vm(&kvm)?;
     clock.timings.create_vm_us = clock.lap();
 
     let memory = vm_setup::create_guest_memory(&vm.fd, machine.memory_bytes)?;
     clock.timings.memory_us = clock.lap();
+
+    vm_setup::create_interrupt_controllers(&kvm, &mut vm, guest.wants_irqchip())?;
+    clock.timings.irqchip_us = clock.lap();
 
     let mut vcpus = vm_setup::create_vcpus(&kvm, &vm, machine.vcpus, guest)?;
     clock.timings.vcpus_us = clock.lap();

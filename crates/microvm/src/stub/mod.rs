@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use vm_memory::GuestMemoryMmap;
 
-/// The stub guest ELF, built from guests/stub by build.rs.
+/// The stub guest ELF, built from guests/stub/stub.S by crates/microvm/build.rs.
 static STUB_ELF: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/isolab-stub.elf"));
 include!(concat!(env!("OUT_DIR"), "/stub_symbols.rs"));
 
