@@ -9,6 +9,7 @@
 #                                         `qemu-system-x86_64 -M microvm` (same guest, same RAM)
 #
 # ISOLAB=path picks the binary (default: $CARGO_TARGET_DIR or target/, release build);
+# ISOLAB_BEFORE=path adds the same command run by another build (before/after a change);
 # ISOLAB_VM_ARGS replaces `--guest stub:true`. On a machine busy with other work, run it under
 # `chrt -f 10` (SCHED_FIFO, inherited by every command) so that the other work does not decide
 # the figures; say so when reporting them.
@@ -27,14 +28,17 @@ if [ "$pvh" = 1 ]; then
   command -v qemu-system-x86_64 >/dev/null || { echo "vm-startup: --pvh needs qemu-system-x86_64 (scripts/setup.sh)" >&2; exit 1; }
   "$isolab" vm stub-image --out "$work/stub-pvh.elf"
 fi
-python3 - "$runs" "$pvh" "$work/stub-pvh.elf" "$isolab" "${vm_args[@]}" <<'PY'
+python3 - "$runs" "$pvh" "$work/stub-pvh.elf" "$isolab" "${ISOLAB_BEFORE:-}" "${vm_args[@]}" <<'PY'
 import os, shutil, sys, time
 
 runs, pvh, image, isolab = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3], sys.argv[4]
+before, vm_args = sys.argv[5], sys.argv[6:]
 rows = [
     ("/bin/true", ["/bin/true"], 0),
-    ("isolab vm run " + " ".join(sys.argv[5:]), [isolab, "vm", "run", *sys.argv[5:]], 0),
+    ("isolab vm run " + " ".join(vm_args), [isolab, "vm", "run", *vm_args], 0),
 ]
+if before:
+    rows.append(("  the same, ISOLAB_BEFORE build", [before, "vm", "run", *vm_args], 0))
 if pvh:
     rows.append(("isolab PVH stub (--kernel, --debug-exit)",
                  [isolab, "vm", "run", "--debug-exit", "--memory", "64M", "--kernel", image], 0))

@@ -39,8 +39,11 @@ fn stub_true_runs_and_prints_timings() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("stub:true: exited"), "{stdout}");
     for phase in [
+        "exec → vm run (CPU time)",
         "create VM",
         "first KVM_RUN",
+        "teardown",
+        "process total",
         "kernel banner",
         "init reached",
         "exit",

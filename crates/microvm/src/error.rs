@@ -41,6 +41,34 @@ pub enum VmError {
         /// Why it failed.
         reason: String,
     },
+    /// The guest RAM mapping could not be made.
+    #[error("cannot map {requested_bytes} bytes of guest memory")]
+    MemoryMap {
+        /// What was asked for.
+        requested_bytes: u64,
+        /// What vm-memory reported.
+        #[source]
+        source: vm_memory::mmap::FromRangesError,
+    },
+    /// KVM refused the memory slot (too large for it, or misaligned).
+    #[error("KVM refused a memory slot of {requested_bytes} bytes of guest memory: give less")]
+    MemorySlot {
+        /// What was asked for.
+        requested_bytes: u64,
+        /// KVM's errno.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// KVM_SET_MSRS stopped at an MSR this KVM does not accept.
+    #[error("KVM refused MSR {index:#x} (set {accepted} of {total})")]
+    MsrRefused {
+        /// The first MSR refused.
+        index: u32,
+        /// How many were set before it.
+        accepted: usize,
+        /// How many were asked for.
+        total: usize,
+    },
     /// A kernel or initrd file could not be read.
     #[error("cannot read {what} {path}: {source}")]
     ReadFile {

@@ -116,16 +116,16 @@ pub(crate) fn create_interrupt_controllers(kvm: &Kvm, vm: &mut Vm, wanted: bool)
 /// Guest RAM: anonymous mmaps (MAP_NORESERVE: a page is allocated when first touched), one
 /// memory slot per range (below the 32-bit MMIO gap, and above 4 GiB for big guests).
 pub(crate) fn create_guest_memory(vm: &VmFd, memory_bytes: u64) -> Result<GuestMemoryMmap> {
-    let refused = |reason: String| VmError::Memory {
-        requested_bytes: memory_bytes,
-        reason,
-    };
-    let memory = GuestMemoryMmap::from_ranges(&kernel::ram_ranges(memory_bytes))
-        .map_err(|e| refused(e.to_string()))?;
+    let memory =
+        GuestMemoryMmap::from_ranges(&kernel::ram_ranges(memory_bytes)).map_err(|source| {
+            VmError::MemoryMap {
+                requested_bytes: memory_bytes,
+                source,
+            }
+        })?;
     for (slot, region) in memory.iter().enumerate() {
-        let host = region
-            .get_host_address(vm_memory::MemoryRegionAddress(0))
-            .map_err(|e| refused(e.to_string()))?;
+        // A region of a GuestMemoryMmap always has a host address.
+        let host = region.as_ptr();
         let slot_region = kvm_userspace_memory_region {
             slot: slot as u32,
             flags: 0,
@@ -137,9 +137,10 @@ pub(crate) fn create_guest_memory(vm: &VmFd, memory_bytes: u64) -> Result<GuestM
         // the boot path drops `memory` only after the vCPUs and the VM (see `vmm::tear_down`).
         unsafe { vm.set_user_memory_region(slot_region) }.map_err(|source| {
             match source.errno() {
-                libc::ENOMEM | libc::EINVAL => {
-                    refused(format!("KVM refused the memory slot: {source}"))
-                }
+                libc::ENOMEM | libc::EINVAL => VmError::MemorySlot {
+                    requested_bytes: memory_bytes,
+                    source,
+                },
                 _ => VmError::Kvm {
                     op: "KVM_SET_USER_MEMORY_REGION",
                     source,
