@@ -182,3 +182,15 @@ pub(crate) fn create_vcpus(
     }
     Ok(vcpus)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn memory_beyond_ram_and_swap_is_refused_up_front() {
+        let err = check_host_memory(u64::MAX).unwrap_err();
+        assert!(err.to_string().contains("--memory"), "{err}");
+        assert!(check_host_memory(16 << 20).is_ok());
+    }
+}
