@@ -21,19 +21,19 @@
 //!
 //! # Booting without firmware
 //! A PC starts in 16-bit real mode and firmware (BIOS/UEFI) and a bootloader bring it to 64-bit
-//! mode and load the kernel. A microVM skips all of that: this file writes the kernel, its boot
-//! information and (for 64-bit entry) page tables straight into guest memory, and sets the
-//! vCPU's registers as if the guest were already in long mode (`long_mode.rs`) or in the 32-bit
-//! protected mode, paging off, that a **PVH** entry point wants (the kernel then builds its own
-//! page tables and switches to long mode itself; `kernel.rs` explains PVH). That is why a microVM can reach its first guest instruction in
-//! well under a millisecond.
+//! mode and load the kernel. A microVM skips all of that: the boot path writes the kernel, its
+//! boot information and (for 64-bit entry) page tables straight into guest memory, and sets the
+//! vCPU's registers as if the guest were already in **long mode** (`long_mode.rs`) or in the
+//! 32-bit protected mode, paging off, that a **PVH** entry point wants (the kernel then builds
+//! its own page tables and switches to long mode itself; `kernel.rs` explains PVH). That is why
+//! a microVM can reach its first guest instruction in well under a millisecond.
 //!
 //! # The steps
 //! [`boot`] reads top to bottom, one named step per line, as the boot happens: open and check
 //! KVM → create the VM → guest memory → interrupt controllers and timer (if the guest wants
 //! them) → vCPUs → load the guest and its boot parameters, set the boot vCPU → attach the
 //! devices → run until the guest stops → tear down. The KVM steps are in `vm_setup.rs`; what
-//! differs between guests (Linux, isolab's stub) is behind the [`Guest`] trait (`guest.rs`).
+//! differs between guests (Linux, isolab's stub) is behind the `Guest` trait (`guest.rs`).
 
 use crate::config::{ConsoleSpec, GuestSpec, Machine, VmConfig};
 use crate::devices::{ConsoleOut, ConsoleWatch, DebugExit, Devices, PortDevice};
