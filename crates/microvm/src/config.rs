@@ -101,18 +101,21 @@ impl VmConfig {
     /// Rejects configurations no VM could run, before any KVM work.
     pub fn validate(&self) -> Result<()> {
         self.machine().validate()?;
+        crate::guest::Guest::validate(&self.kernel_guest())
+    }
+
+    /// The guest this configuration boots.
+    pub(crate) fn kernel_guest(&self) -> crate::linux::LinuxGuest<'_> {
         let GuestSpec::Linux {
             kernel,
             initrd,
             cmdline,
         } = &self.guest;
-        use crate::guest::Guest;
         crate::linux::LinuxGuest {
             kernel,
             initrd: initrd.as_deref(),
             cmdline,
         }
-        .validate()
     }
 }
 

@@ -35,13 +35,12 @@
 //! devices → run until the guest stops → tear down. The KVM steps are in `vm_setup.rs`; what
 //! differs between guests (Linux, isolab's stub) is behind the `Guest` trait (`guest.rs`).
 
-use crate::config::{ConsoleSpec, GuestSpec, Machine, VmConfig};
+use crate::config::{ConsoleSpec, Machine, VmConfig};
 use crate::devices::{ConsoleOut, ConsoleWatch, DebugExit, Devices, PortDevice};
 use crate::error::Result;
 use crate::footprint::{self, MemoryFootprint};
 use crate::guest::{BootState, Guest};
 use crate::kernel::ImageFormat;
-use crate::linux::LinuxGuest;
 use crate::vcpu::{self, RunEnd, Stop};
 use crate::vm_setup::{self, Vm};
 use kvm_ioctls::{Kvm, VcpuFd};
@@ -126,17 +125,7 @@ pub fn run(config: &VmConfig) -> Result<VmReport> {
 /// [`run`] with extra options.
 pub fn run_with(config: &VmConfig, options: RunOptions) -> Result<VmReport> {
     config.validate()?;
-    let GuestSpec::Linux {
-        kernel,
-        initrd,
-        cmdline,
-    } = &config.guest;
-    let guest = LinuxGuest {
-        kernel,
-        initrd: initrd.as_deref(),
-        cmdline,
-    };
-    boot_guest(&config.machine(), &guest, options)
+    boot_guest(&config.machine(), &config.kernel_guest(), options)
 }
 
 /// Runs with a captured console and stops the VM as soon as `stop_when(console so far)` is
@@ -148,16 +137,7 @@ pub fn run_until_console(
 ) -> (String, Result<VmReport>) {
     let mut machine = config.machine();
     machine.console = ConsoleSpec::Capture;
-    let GuestSpec::Linux {
-        kernel,
-        initrd,
-        cmdline,
-    } = &config.guest;
-    let guest = LinuxGuest {
-        kernel,
-        initrd: initrd.as_deref(),
-        cmdline,
-    };
+    let guest = config.kernel_guest();
     let mut console = None;
     let result = config.validate().and_then(|()| {
         boot(
