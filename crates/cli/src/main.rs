@@ -6,6 +6,7 @@
 mod bench;
 mod container;
 mod image;
+mod report;
 mod vm;
 
 use clap::{Parser, Subcommand};
@@ -40,6 +41,8 @@ enum Command {
     /// Measure host vs containers vs microVMs vs the peers (crun, runc, bwrap, QEMU), side by
     /// side in one run; write every sample to JSON (and CSV).
     Bench(bench::BenchArgs),
+    /// Turn results files into one HTML page: the articles' claims judged, with charts.
+    Report(report::ReportArgs),
     /// Turn a container's changes into a new image (its writable layer becomes a new
     /// read-only layer on top of the image's): the articles' "docker commit ≈ git commit".
     Commit {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Image(cmd) => image::run(cmd),
         Command::Vm(cmd) => vm::run(cmd),
         Command::Bench(args) => bench::run(args),
+        Command::Report(args) => report::run(args),
         Command::Commit {
             container,
             new_image,
