@@ -10,6 +10,8 @@ pub mod export;
 pub mod fingerprint;
 pub mod fixture;
 pub mod linux_boot;
+pub mod order;
+pub mod plan;
 pub mod probes;
 pub mod runner;
 pub mod scaling;
@@ -17,4 +19,7 @@ pub mod schema;
 pub mod stats;
 
 pub use runner::{run, BenchError, RunConfig};
-pub use schema::{Fingerprint, Outcome, Question, Results, Row, Settings, Summary, Unit};
+pub use schema::{
+    ClaimId, Finding, Fingerprint, Observation, Outcome, Question, Results, Row, Scope, Settings,
+    StartKind, Summary, Unit,
+};

@@ -21,9 +21,11 @@ use crate::environment::{
 };
 use crate::fixture::{self, Fixture};
 use crate::linux_boot;
+use crate::order::{self, Rng};
+use crate::plan::{self, ColdRounds, Plan, Rounds};
 use crate::probes::{Probe, TRIAD_ARRAY_BYTES};
 use crate::scaling::{self, Concurrent, Measure, Target};
-use crate::schema::{Outcome, Question, Results, Row, Settings, Unit, SCHEMA_VERSION};
+use crate::schema::{Outcome, Question, Results, Row, Scope, Settings, Unit, SCHEMA_VERSION};
 use crate::stats;
 use isolab_cgroups::CgroupRoot;
 use isolab_container::ContainerSpec;
@@ -52,7 +54,14 @@ pub struct RunConfig {
     pub density_budget_bytes: u64,
     /// How long one kind's density fill may keep starting instances.
     pub density_time_limit: Duration,
+    /// Seed of the order shuffle (`None`: a fresh one, recorded in the results).
+    pub seed: Option<u64>,
+    /// Idle time before each cold start-up sample.
+    pub cold_gap: Duration,
 }
+
+/// The default idle gap before a cold start: well past the few ms an RCU grace period takes.
+pub const DEFAULT_COLD_GAP: Duration = Duration::from_millis(300);
 
 /// The default density budget: 1 GiB.
 pub const DEFAULT_DENSITY_BUDGET_BYTES: u64 = 1 << 30;
@@ -71,6 +80,8 @@ impl Default for RunConfig {
             progress: false,
             density_budget_bytes: DEFAULT_DENSITY_BUDGET_BYTES,
             density_time_limit: DEFAULT_DENSITY_TIME_LIMIT,
+            seed: None,
+            cold_gap: DEFAULT_COLD_GAP,
         }
     }
 }
@@ -88,6 +99,26 @@ impl RunConfig {
             (_, false) => 15,
         }
     }
+
+    /// Samples per cold start-up row (each waits [`RunConfig::cold_gap`] first).
+    fn cold_samples(&self) -> usize {
+        match (self.samples, self.quick) {
+            (Some(n), _) => n.clamp(1, 20),
+            (None, true) => 5,
+            (None, false) => 20,
+        }
+    }
+
+    /// The rounds one question takes: cold ones for start-up only.
+    fn rounds_for(&self, q: Question) -> Rounds {
+        Rounds {
+            warm: self.samples_for(q),
+            cold: (q == Question::Startup).then_some(ColdRounds {
+                samples: self.cold_samples(),
+                gap: self.cold_gap,
+            }),
+        }
+    }
 }
 
 /// Why the run as a whole could not start.
@@ -97,63 +128,6 @@ pub enum BenchError {
         "no questions to ask: pass at least one of startup, memory, syscall, cpu, scaling to --only"
     )]
     NoQuestions,
-}
-
-/// One planned row: where it runs, what, in which unit.
-struct Plan<'a> {
-    question: Question,
-    workload: String,
-    unit: Unit,
-    note: Option<String>,
-    /// At most this many samples (slow rows such as a Linux boot), whatever the question's.
-    samples_cap: Option<usize>,
-    env: Box<dyn Environment + 'a>,
-}
-
-impl<'a> Plan<'a> {
-    fn new(question: Question, workload: &str, unit: Unit, env: impl Environment + 'a) -> Self {
-        Plan {
-            question,
-            workload: workload.to_string(),
-            unit,
-            note: None,
-            samples_cap: None,
-            env: Box::new(env),
-        }
-    }
-    fn note(mut self, note: &str) -> Self {
-        self.note = Some(note.to_string());
-        self
-    }
-    fn samples_cap(mut self, cap: usize) -> Self {
-        self.samples_cap = Some(cap.max(1));
-        self
-    }
-}
-
-/// Progress on stderr: one `\r`-rewritten line.
-struct Progress {
-    enabled: bool,
-    done: usize,
-    total: usize,
-}
-
-impl Progress {
-    fn tick(&mut self, question: Question, env: &str) {
-        self.done += 1;
-        if self.enabled {
-            eprint!(
-                "\r\x1b[K[{question}] {}/{} {env}",
-                self.done.min(self.total),
-                self.total
-            );
-        }
-    }
-    fn finish(&self) {
-        if self.enabled {
-            eprint!("\r\x1b[K");
-        }
-    }
 }
 
 /// Everything the rows share: the rootfs, cgroups, the crun thread, the isolab binary.
@@ -268,26 +242,37 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
         fingerprint.guest_cpl0_native,
         fingerprint.guest_cpl0_detail.clone(),
     );
+    let seed = config.seed.unwrap_or_else(order::fresh_seed);
+    let mut rng = Rng::new(seed);
     let mut rows = Vec::new();
     for &question in &config.questions {
         let plans = match question {
-            Question::Startup => startup_plans(&shared, config),
+            Question::Startup => startup_plans(&shared, config)
+                .into_iter()
+                .map(|p| {
+                    // Every start-up row is warm; the quick ones get a cold row too (a Linux
+                    // boot takes far longer than any idle gap).
+                    let cold = p.samples_cap.is_none();
+                    p.startup(cold)
+                })
+                .collect(),
             Question::Memory => memory_plans(&shared),
             Question::Syscall => syscall_plans(&shared),
             Question::Cpu => cpu_plans(&shared),
             Question::Scaling => scaling_plans(&shared),
         };
-        rows.extend(measure(
+        rows.extend(plan::measure(
             question,
             plans,
-            config.samples_for(question),
+            config.rounds_for(question),
+            &mut rng,
             config.progress,
         ));
         if question == Question::Memory {
             rows.extend(density_rows(&shared, config));
         }
     }
-    fill_ratios(&mut rows);
+    plan::fill_ratios(&mut rows);
     Ok(Results {
         schema_version: SCHEMA_VERSION,
         fingerprint,
@@ -301,126 +286,30 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
                     .unwrap_or(0)
             }),
             questions: config.questions.iter().map(|q| q.name().into()).collect(),
+            shuffle_seed: seed,
+            cold_gap_ms: config.cold_gap.as_millis() as u64,
+            cold_samples_per_row: config.cold_samples(),
         },
         rows,
+        observations: Vec::new(),
         started_at,
         duration_s: started.elapsed().as_secs_f64(),
     })
 }
 
-/// Prepares every plan, warms each up once, then takes `samples` rounds interleaved.
-fn measure(
-    question: Question,
-    mut plans: Vec<Plan<'_>>,
-    samples: usize,
-    progress: bool,
-) -> Vec<Row> {
-    let mut state: Vec<Result<Vec<Sample>, NotMeasured>> = plans
-        .iter_mut()
-        .map(|p| {
-            p.env.prepare()?;
-            // Warm-up, untimed: first-touch costs are not what a row measures.
-            p.env.launch_once(usize::MAX - 1)?;
-            Ok(Vec::with_capacity(samples))
-        })
-        .collect();
-    let cap = |p: &Plan<'_>| p.samples_cap.unwrap_or(samples).min(samples);
-    let mut bar = Progress {
-        enabled: progress,
-        done: 0,
-        total: plans
-            .iter()
-            .zip(&state)
-            .filter(|(_, s)| s.is_ok())
-            .map(|(p, _)| cap(p))
-            .sum(),
-    };
-    for i in 0..samples {
-        for (plan, st) in plans.iter_mut().zip(state.iter_mut()) {
-            let Ok(collected) = st else { continue };
-            if i >= cap(plan) {
-                continue;
-            }
-            bar.tick(question, &plan.env.name());
-            match plan.env.launch_once(i) {
-                Ok(s) => collected.push(s),
-                Err(e) => {
-                    *st = Err(NotMeasured(format!(
-                        "failed at sample {} of {}: {e}",
-                        i + 1,
-                        cap(plan)
-                    )))
-                }
-            }
-        }
-    }
-    bar.finish();
-    plans
-        .into_iter()
-        .zip(state)
-        .map(|(plan, st)| to_row(plan, st))
-        .collect()
-}
-
-fn to_row(plan: Plan<'_>, st: Result<Vec<Sample>, NotMeasured>) -> Row {
-    let mut phases_median_us = BTreeMap::new();
-    let result = match st {
-        Ok(collected) => {
-            let values: Vec<f64> = collected.iter().map(|s| s.value).collect();
-            let mut by_phase: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for s in &collected {
-                for (k, v) in &s.phases_us {
-                    by_phase.entry(k.clone()).or_default().push(*v);
-                }
-            }
-            for (k, v) in by_phase {
-                if let Some(m) = stats::median(&v) {
-                    phases_median_us.insert(k, m);
-                }
-            }
-            match stats::summarize(&values) {
-                Some(summary) => Outcome::Measured {
-                    samples: values,
-                    summary,
-                },
-                None => Outcome::NotMeasured {
-                    reason: "no valid samples".into(),
-                },
-            }
-        }
-        Err(NotMeasured(reason)) => Outcome::NotMeasured { reason },
-    };
-    Row {
-        question: plan.question,
-        environment: plan.env.name(),
-        workload: plan.workload,
-        unit: plan.unit,
-        result,
-        ratio_to_host: None,
-        phases_median_us,
-        note: plan.note,
-    }
-}
-
-/// `ratio_to_host = median / median(host)` within each (question, workload).
-pub fn fill_ratios(rows: &mut [Row]) {
-    let hosts: BTreeMap<(Question, String), f64> = rows
-        .iter()
-        .filter(|r| r.environment == "host")
-        .filter_map(|r| Some(((r.question, r.workload.clone()), r.result.summary()?.median)))
-        .collect();
-    for row in rows.iter_mut() {
-        row.ratio_to_host = match (
-            row.result.summary(),
-            hosts.get(&(row.question, row.workload.clone())),
-        ) {
-            (Some(s), Some(host)) => stats::ratio(s.median, *host),
-            _ => None,
-        };
-    }
-}
-
 // ---- Startup -------------------------------------------------------------------------------
+
+/// The stub guest's workload: its first instruction exits. Not busybox `true` (no exec, no
+/// rootfs), so never compared with the container rows' `true`.
+pub const STUB_TRUE: &str = "stub-true";
+
+/// The note on every in-process row.
+pub fn engine_note(what: &str) -> String {
+    format!(
+        "isolab's library inside the bench process (where the time goes), not a launch a user \
+         sees: {what}"
+    )
+}
 
 fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
     let q = Question::Startup;
@@ -448,27 +337,92 @@ fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
         ),
     }
     for variant in Variant::ALL {
-        plans.push(Plan {
-            question: q,
-            workload: w.into(),
-            unit: Unit::Us,
-            note: None,
-            samples_cap: None,
-            env: shared.container(variant, &["/bin/true"]),
-        });
+        plans.push(
+            Plan::boxed(q, w, Unit::Us, shared.container(variant, &["/bin/true"]))
+                .note(&engine_note(variant.feature())),
+        );
     }
+    plans.extend(isolab_cli_plans(shared, q));
     plans.extend(peer_plans(shared, q, w, Unit::Us));
     let vm = MicroVmStub {
-        name: "isolab-microvm-stub".into(),
+        name: "isolab-engine-microvm-stub".into(),
         workload: Workload::True,
         options: StubOptions::default(),
     };
-    plans.push(
-        Plan::new(q, w, Unit::Us, vm)
-            .note("KVM VM create → guest's first instruction → exit → teardown, in-process"),
-    );
+    plans.push(Plan::new(q, STUB_TRUE, Unit::Us, vm).note(&engine_note(
+        "KVM VM create → the stub guest's first instruction → exit → teardown",
+    )));
     plans.extend(linux_boot_plans(shared, config));
     plans
+}
+
+/// `isolab container run --rm` and `isolab vm run --guest stub:true` as whole processes,
+/// spawned and waited for by the same code as every peer.
+fn isolab_cli_plans<'a>(shared: &'a Shared, q: Question) -> Vec<Plan<'a>> {
+    let missing = |name: &str, workload: &str, reason: String| {
+        Plan::new(
+            q,
+            workload,
+            Unit::Us,
+            Unavailable {
+                name: name.into(),
+                reason,
+            },
+        )
+    };
+    let Some(exe) = &shared.isolab_exe else {
+        let why = "needs the isolab binary (run it as `isolab bench`)";
+        return vec![
+            missing("isolab-cli-container", "true", why.into()),
+            missing("isolab-cli-microvm-stub", STUB_TRUE, why.into()),
+        ];
+    };
+    let container = match &shared.fixture {
+        None => missing(
+            "isolab-cli-container",
+            "true",
+            shared.unavailable("").reason,
+        ),
+        Some(fx) => {
+            let argv = fixture::peers::isolab_container(&path_str(exe), &path_str(&fx.rootfs()));
+            Plan::new(
+                q,
+                "true",
+                Unit::Us,
+                PeerCommand {
+                    name: "isolab-cli-container".into(),
+                    argv: Box::new(move |_| argv.clone()),
+                    via: None,
+                    envs: vec![(
+                        isolab_container::image::HOME_ENV.into(),
+                        fx.scratch().join("cli-home").into(),
+                    )],
+                },
+            )
+            .note(
+                "`isolab container run --rm --rootfs ROOTFS -- /bin/true`: the CLI as a user \
+                 launches it (its defaults: docker's six namespaces, a cgroup, pivot_root), \
+                 with its state store in a scratch ISOLAB_HOME",
+            )
+        }
+    };
+    let argv = fixture::peers::isolab_vm_stub(&path_str(exe), "true");
+    let vm = Plan::new(
+        q,
+        STUB_TRUE,
+        Unit::Us,
+        PeerCommand {
+            name: "isolab-cli-microvm-stub".into(),
+            argv: Box::new(move |_| argv.clone()),
+            via: None,
+            envs: Vec::new(),
+        },
+    )
+    .note(
+        "`isolab vm run --guest stub:true --memory 64M`: exec → VM → the stub's first \
+         instruction exits → teardown → process exit",
+    );
+    vec![container, vm]
 }
 
 /// Samples of a Linux boot row (each one is a whole VM boot to the banner, ~0.6 s here).
@@ -499,9 +453,9 @@ fn linux_boot_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>>
     };
     let images = linux_boot::guest_images();
     let isolab = match (&images, &shared.isolab_exe) {
-        (Err(reason), _) => missing("isolab-microvm-linux", reason.clone()),
+        (Err(reason), _) => missing("isolab-cli-microvm-linux", reason.clone()),
         (_, None) => missing(
-            "isolab-microvm-linux",
+            "isolab-cli-microvm-linux",
             "needs the isolab binary (run it as `isolab bench`)".into(),
         ),
         (Ok((kernel, initrd)), Some(exe)) => Plan::new(
@@ -509,7 +463,7 @@ fn linux_boot_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>>
             w,
             Unit::Us,
             linux_boot::TimeToConsoleLine {
-                name: "isolab-microvm-linux".into(),
+                name: "isolab-cli-microvm-linux".into(),
                 argv: linux_boot::isolab_argv(exe, kernel, initrd),
                 timeout,
                 stops_itself: true,
@@ -596,6 +550,7 @@ fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<P
                     fixture::peers::oci_run(runtime, &bundle, &id)
                 }),
                 via,
+                envs: Vec::new(),
             },
         ));
     }
@@ -611,6 +566,7 @@ fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<P
                     name: "bwrap".into(),
                     argv: Box::new(move |_| fixture::peers::bwrap(&rootfs)),
                     via: None,
+                    envs: Vec::new(),
                 },
             ))
         }
@@ -631,6 +587,7 @@ fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<P
                         name: "unshare".into(),
                         argv: Box::new(move |_| fixture::peers::unshare(&rootfs)),
                         via: None,
+                        envs: Vec::new(),
                     },
                 )
                 .note("unshare -fpmuin --root ROOTFS: namespaces + chroot, no cgroup"),
@@ -791,6 +748,9 @@ impl Environment for CgroupCharge<'_> {
     fn name(&self) -> String {
         self.0.name()
     }
+    fn scope(&self) -> Scope {
+        Scope::InProcess
+    }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         self.0.prepare()
     }
@@ -809,7 +769,10 @@ struct VmmOverhead;
 
 impl Environment for VmmOverhead {
     fn name(&self) -> String {
-        "isolab-microvm-stub".into()
+        "isolab-engine-microvm-stub".into()
+    }
+    fn scope(&self) -> Scope {
+        Scope::InProcess
     }
     fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
         let vm = MicroVmStub {
@@ -835,10 +798,10 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
     let Some(fx) = shared.fixture.as_ref() else {
         for name in [
             "host",
-            "isolab-container-cli",
+            "isolab-cli-container",
             "crun",
             "runc",
-            "isolab-microvm-cli",
+            "isolab-cli-microvm-stub",
         ] {
             plans.push(Plan::new(q, w, Unit::Bytes, shared.unavailable(name)));
         }
@@ -871,7 +834,7 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
                     w,
                     Unit::Bytes,
                     RssOf {
-                        name: "isolab-container-cli".into(),
+                        name: "isolab-cli-container".into(),
                         argv: os(&[
                             &exe,
                             "container",
@@ -895,7 +858,7 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
                     w,
                     Unit::Bytes,
                     RssOf {
-                        name: "isolab-microvm-cli".into(),
+                        name: "isolab-cli-microvm-stub".into(),
                         argv: os(&[
                             &exe,
                             "vm",
@@ -913,7 +876,7 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
             );
         }
         None => {
-            for name in ["isolab-container-cli", "isolab-microvm-cli"] {
+            for name in ["isolab-cli-container", "isolab-cli-microvm-stub"] {
                 plans.push(Plan::new(
                     q,
                     w,
@@ -978,14 +941,10 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
                 reason: "no usable cgroup hierarchy".into(),
             }),
         };
-    plans.push(Plan {
-        question: q,
-        workload: "true-cgroup-charge".into(),
-        unit: Unit::Bytes,
-        note: Some("peak memory charged to the container's cgroup".into()),
-        samples_cap: None,
-        env: charge_env,
-    });
+    plans.push(
+        Plan::boxed(q, "true-cgroup-charge", Unit::Bytes, charge_env)
+            .note("peak memory charged to the container's cgroup"),
+    );
     plans.push(
         Plan::new(q, "vmm-overhead", Unit::Bytes, VmmOverhead)
             .note("resident bytes of the (in-process) VMM beyond touched guest RAM, by mincore; includes the bench process's own heap"),
@@ -997,7 +956,7 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
                 "idle-vmm",
                 Unit::Bytes,
                 density::IdleProcessRss {
-                    name: "isolab-microvm-cli".into(),
+                    name: "isolab-cli-microvm-stub".into(),
                     argv: os(&[
                         &path_str(exe),
                         "vm",
@@ -1022,7 +981,7 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
             "idle-vmm",
             Unit::Bytes,
             Unavailable {
-                name: "isolab-microvm-cli".into(),
+                name: "isolab-cli-microvm-stub".into(),
                 reason: "needs the isolab binary (run it as `isolab bench`)".into(),
             },
         )),
@@ -1034,6 +993,7 @@ fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
 
 /// A row holding figures that were measured once, outside [`measure`] (density fills).
 fn direct_row(
+    scope: Scope,
     environment: &str,
     workload: &str,
     unit: Unit,
@@ -1051,6 +1011,8 @@ fn direct_row(
     };
     Row {
         question: Question::Memory,
+        scope,
+        start: None,
         environment: environment.into(),
         workload: workload.into(),
         unit,
@@ -1064,6 +1026,7 @@ fn direct_row(
 /// Two rows per kind: how many idle instances fit the budget, and what each one cost the
 /// machine (`MemAvailable` drop per instance; the per-process account is in the note).
 fn density_pair(
+    scope: Scope,
     environment: &str,
     limits: &density::FillLimits,
     fill: Result<density::Fill, NotMeasured>,
@@ -1105,13 +1068,21 @@ fn density_pair(
     };
     [
         direct_row(
+            scope,
             environment,
             &format!("density-{label}"),
             Unit::Count,
             count,
             note.clone(),
         ),
-        direct_row(environment, "idle-instance", Unit::Bytes, bytes, note),
+        direct_row(
+            scope,
+            environment,
+            "idle-instance",
+            Unit::Bytes,
+            bytes,
+            note,
+        ),
     ]
 }
 
@@ -1169,6 +1140,7 @@ fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
     };
     let mut rows = Vec::new();
     rows.extend(density_pair(
+        Scope::InProcess,
         Variant::Cgroups.name(),
         &limits,
         containers,
@@ -1177,7 +1149,8 @@ fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
         "cgroup charge + share of the bench process's RSS growth",
     ));
     rows.extend(density_pair(
-        "isolab-microvm-stub-cli",
+        Scope::WholeProcess,
+        "isolab-cli-microvm-stub",
         &limits,
         vms,
         "idle `isolab vm run --guest stub:hang --memory 64M` processes (one VMM each, \
@@ -1221,13 +1194,14 @@ fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                 Measure::Latency => (format!("true-x{n}"), Unit::Us),
                 Measure::Memory => (format!("peak-memory-x{n}"), Unit::Bytes),
             };
+            let stub_workload = format!("stub-{workload}");
             let targets: [(&str, Result<Target<'_>, NotMeasured>); 3] = [
                 (
                     Variant::Full.name(),
                     container.clone().map(Target::Container),
                 ),
                 (
-                    "isolab-microvm-stub",
+                    "isolab-engine-microvm-stub",
                     Ok(Target::MicroVm(StubOptions::default())),
                 ),
                 (
@@ -1250,7 +1224,7 @@ fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                         "{n} started at once (a barrier releases {n} threads); mean \
                          per-instance launch → exit; slowest/fastest in the phases"
                     ),
-                    (Measure::Memory, "isolab-microvm-stub") => format!(
+                    (Measure::Memory, "isolab-engine-microvm-stub") => format!(
                         "{n} stub VMs at once in this process: how far its resident set rose \
                          (VmHWM after a clear_refs reset); KVM's kernel-side memory (vCPU \
                          state, shadow page tables) is not in it"
@@ -1260,10 +1234,15 @@ fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                          process's resident set rose (VmHWM after a clear_refs reset)"
                     ),
                 };
+                let workload = if name == "isolab-engine-microvm-stub" {
+                    &stub_workload
+                } else {
+                    &workload
+                };
                 let plan = match target {
                     Ok(target) => Plan::new(
                         q,
-                        &workload,
+                        workload,
                         unit,
                         Concurrent {
                             name: name.into(),
@@ -1274,13 +1253,17 @@ fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                     ),
                     Err(NotMeasured(reason)) => Plan::new(
                         q,
-                        &workload,
+                        workload,
                         unit,
                         Unavailable {
                             name: name.into(),
                             reason,
                         },
                     ),
+                };
+                let plan = match measure {
+                    Measure::Latency => plan.startup(false),
+                    Measure::Memory => plan,
                 };
                 plans.push(plan.note(&note));
             }
@@ -1332,6 +1315,12 @@ impl Environment for ProbePair<'_> {
     fn name(&self) -> String {
         self.name.clone()
     }
+    fn scope(&self) -> Scope {
+        match self.target {
+            ProbeTarget::Host(..) => Scope::WholeProcess,
+            ProbeTarget::Container(..) => Scope::InProcess,
+        }
+    }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         if let ProbeTarget::Container(l, s) = &mut self.target {
             l.prepare()?;
@@ -1366,7 +1355,7 @@ struct StubFigure {
 impl StubFigure {
     fn new(workload: Workload, iterations: Option<u64>) -> Self {
         StubFigure {
-            name: "isolab-microvm-stub".into(),
+            name: "isolab-engine-microvm-stub".into(),
             workload,
             iterations,
         }
@@ -1376,6 +1365,9 @@ impl StubFigure {
 impl Environment for StubFigure {
     fn name(&self) -> String {
         self.name.clone()
+    }
+    fn scope(&self) -> Scope {
+        Scope::InProcess
     }
     fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
         let options = StubOptions {
@@ -1495,14 +1487,7 @@ fn probe_rows<'a>(
                     }),
                     (_, _, None) => Box::new(shared.unavailable(v.name())),
                 };
-                plans.push(Plan {
-                    question: q,
-                    workload: workload.into(),
-                    unit,
-                    note: None,
-                    samples_cap: None,
-                    env,
-                });
+                plans.push(Plan::boxed(q, workload, unit, env));
             }
         }
     }
@@ -1617,121 +1602,4 @@ fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
     }
     plans.append(&mut triad);
     plans
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::schema::Summary;
-
-    fn row(env: &str, workload: &str, median: Option<f64>) -> Row {
-        Row {
-            question: Question::Startup,
-            environment: env.into(),
-            workload: workload.into(),
-            unit: Unit::Us,
-            result: match median {
-                Some(m) => Outcome::Measured {
-                    samples: vec![m],
-                    summary: stats::summarize(&[m]).unwrap(),
-                },
-                None => Outcome::NotMeasured { reason: "x".into() },
-            },
-            ratio_to_host: None,
-            phases_median_us: BTreeMap::new(),
-            note: None,
-        }
-    }
-
-    #[test]
-    fn ratios_are_per_question_and_workload() {
-        let mut rows = vec![
-            row("host", "true", Some(500.0)),
-            row("crun", "true", Some(7000.0)),
-            row("podman", "true", None),
-            row("isolab-microvm-stub", "pio-exit", Some(8000.0)),
-        ];
-        fill_ratios(&mut rows);
-        assert_eq!(rows[0].ratio_to_host, Some(1.0));
-        assert_eq!(rows[1].ratio_to_host, Some(14.0));
-        assert_eq!(rows[2].ratio_to_host, None);
-        assert_eq!(rows[3].ratio_to_host, None);
-        let _: Option<&Summary> = rows[0].result.summary();
-    }
-
-    /// An environment whose n-th launch returns n, failing at `fail_at`.
-    struct Counting {
-        name: &'static str,
-        fail_at: Option<usize>,
-        log: std::rc::Rc<std::cell::RefCell<Vec<&'static str>>>,
-    }
-
-    impl Environment for Counting {
-        fn name(&self) -> String {
-            self.name.into()
-        }
-        fn launch_once(&mut self, i: usize) -> Result<Sample, NotMeasured> {
-            if i < usize::MAX - 1 {
-                self.log.borrow_mut().push(self.name);
-            }
-            if Some(i) == self.fail_at {
-                return Err(NotMeasured("boom".into()));
-            }
-            Ok(Sample::value(i as f64))
-        }
-    }
-
-    #[test]
-    fn measure_interleaves_and_keeps_failures_as_rows() {
-        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
-        let plans = vec![
-            Plan::new(
-                Question::Startup,
-                "true",
-                Unit::Us,
-                Counting {
-                    name: "a",
-                    fail_at: None,
-                    log: log.clone(),
-                },
-            ),
-            Plan::new(
-                Question::Startup,
-                "true",
-                Unit::Us,
-                Counting {
-                    name: "b",
-                    fail_at: Some(1),
-                    log: log.clone(),
-                },
-            ),
-            Plan::new(
-                Question::Startup,
-                "true",
-                Unit::Us,
-                Unavailable {
-                    name: "c".into(),
-                    reason: "c not installed".into(),
-                },
-            ),
-        ];
-        let rows = measure(Question::Startup, plans, 3, false);
-        assert_eq!(*log.borrow(), vec!["a", "b", "a", "b", "a"]);
-        assert_eq!(
-            rows[0].result.summary().map(|s| (s.n, s.median)),
-            Some((3, 1.0))
-        );
-        assert_eq!(
-            rows[1].result,
-            Outcome::NotMeasured {
-                reason: "failed at sample 2 of 3: boom".into()
-            }
-        );
-        assert_eq!(
-            rows[2].result,
-            Outcome::NotMeasured {
-                reason: "c not installed".into()
-            }
-        );
-    }
 }

@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Context};
 use isolab_bench::export::{self, CsvExporter, JsonExporter};
-use isolab_bench::{Outcome, Question, Results, RunConfig, Unit};
+use isolab_bench::{Finding, Outcome, Question, Results, RunConfig, Scope, Unit};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -39,6 +39,15 @@ pub struct BenchArgs {
     /// Seconds each kind's density fill may keep starting instances.
     #[arg(long, value_name = "SECONDS", default_value_t = 150)]
     pub density_seconds: u64,
+    /// Seed for the order the environments run in within each interleaved round (shuffled
+    /// every round so no row always comes first). Default: a fresh seed, printed and recorded
+    /// in the results; give it again to replay the same orders.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Idle milliseconds before each cold start-up sample (the cold rows show what one start
+    /// on a quiet machine costs; the warm rows, starts back to back).
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub cold_gap_ms: u64,
 }
 
 /// Runs the bench; returns the process exit code (0: the run finished and its file is written,
@@ -82,6 +91,8 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         density_budget_bytes,
         density_time_limit: std::time::Duration::from_secs(args.density_seconds),
+        seed: args.seed,
+        cold_gap: std::time::Duration::from_millis(args.cold_gap_ms),
     };
     let results = isolab_bench::run(&config)?;
     export::write_file(&JsonExporter, &results, &args.out)
@@ -137,14 +148,22 @@ fn print_table(results: &Results) {
             None => "unknown",
         }
     );
+    println!(
+        "order shuffled every round with seed {} (--seed to replay); cold rows: {} ms idle \
+         before each start; scope: proc = a whole process spawned and waited for, lib = \
+         isolab's library in the bench process (where the time goes, not a launch)",
+        results.settings.shuffle_seed, results.settings.cold_gap_ms
+    );
     let mut last: Option<Question> = None;
     for row in &results.rows {
         if last != Some(row.question) {
             println!(
-                "\n{:<12} {:<28} {:<18} {:>12} {:>12} {:>12} {:>8}",
+                "\n{:<10} {:<30} {:<22} {:<5} {:<4} {:>11} {:>11} {:>11} {:>7}",
                 row.question.name(),
                 "environment",
                 "workload",
+                "start",
+                "scope",
                 "median",
                 "p10",
                 "p90",
@@ -152,12 +171,18 @@ fn print_table(results: &Results) {
             );
             last = Some(row.question);
         }
+        let start = row.start.map(|s| s.name()).unwrap_or("");
+        let scope = match row.scope {
+            Scope::WholeProcess => "proc",
+            Scope::InProcess => "lib",
+        };
+        let lead = format!(
+            "{:<10} {:<30} {:<22} {:<5} {:<4}",
+            "", row.environment, row.workload, start, scope
+        );
         match &row.result {
             Outcome::Measured { summary, .. } => println!(
-                "{:<12} {:<28} {:<18} {:>12} {:>12} {:>12} {:>8}",
-                "",
-                row.environment,
-                row.workload,
+                "{lead} {:>11} {:>11} {:>11} {:>7}",
                 human(summary.median, row.unit),
                 human(summary.p10, row.unit),
                 human(summary.p90, row.unit),
@@ -165,10 +190,35 @@ fn print_table(results: &Results) {
                     .map(|r| format!("{r:.2}"))
                     .unwrap_or_else(|| "-".into())
             ),
-            Outcome::NotMeasured { reason } => println!(
-                "{:<12} {:<28} {:<18} not measured: {reason}",
-                "", row.environment, row.workload
-            ),
+            Outcome::NotMeasured { reason } => println!("{lead} not measured: {reason}"),
         }
+        if let Some(note) = &row.note {
+            println!("{:<11}  └ {note}", "");
+        }
+    }
+    print_observations(results);
+}
+
+fn print_observations(results: &Results) {
+    if results.observations.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<5} {:<34} {:<30} outcome",
+        "claim", "check", "environment"
+    );
+    for o in &results.observations {
+        let outcome = match &o.outcome {
+            Finding::Observed { holds: true } => "yes".to_string(),
+            Finding::Observed { holds: false } => "no".to_string(),
+            Finding::NotMeasured { reason } => format!("not measured: {reason}"),
+        };
+        println!(
+            "{:<5} {:<34} {:<30} {outcome}",
+            format!("{:?}", o.claim),
+            o.check,
+            o.environment
+        );
+        println!("{:<5}  └ {}", "", o.statement);
     }
 }
