@@ -7,16 +7,9 @@
 //! with crun's. *Kind*: whether the environment is the host, a container (isolab's or a
 //! peer's), a user-space kernel sandbox, or a virtual machine.
 
-use isolab_bench::schema::{Outcome, Question, Results, Row, Summary};
+use isolab_bench::schema::{Outcome, Question, Results, Row, StartKind, Summary};
 
-/// How much of a launch a row's samples cover.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Spawn of the launcher's process → its exit, as a user would see it.
-    WholeProcess,
-    /// isolab's library inside the bench process: where the time goes, not a user's launch.
-    InProcess,
-}
+pub use isolab_bench::schema::Scope;
 
 /// What kind of isolation an environment is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -31,19 +24,9 @@ pub enum Kind {
     Vm,
 }
 
-/// The row's scope. The in-process rows are isolab's engines called as a library
-/// (`isolab-engine-*`, the older `isolab-container-<variant>` and `isolab-microvm-stub`);
-/// everything else is started as a process of its own.
+/// The row's scope, as the results file records it.
 pub fn scope(row: &Row) -> Scope {
-    let env = row.environment.as_str();
-    let in_process = env.starts_with("isolab-engine-")
-        || (env.starts_with("isolab-container-") && env != "isolab-container-cli")
-        || env == "isolab-microvm-stub";
-    if in_process {
-        Scope::InProcess
-    } else {
-        Scope::WholeProcess
-    }
+    row.scope
 }
 
 /// The environment's kind, from its name.
@@ -61,8 +44,8 @@ pub fn kind(environment: &str) -> Kind {
 }
 
 /// "cold" or "warm" for start-up rows that say which.
-pub fn start_label(_row: &Row) -> Option<&'static str> {
-    None
+pub fn start_label(row: &Row) -> Option<&'static str> {
+    row.start.map(StartKind::name)
 }
 
 /// Whether the row's starts each followed an idle gap (what one `docker run` sees).

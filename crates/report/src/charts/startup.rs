@@ -18,13 +18,19 @@ pub fn startup(results: &Results) -> Result<Figure, ReportError> {
         .filter_map(|r| rows::measured(r))
         .map(|(s, _)| s.len())
         .sum();
+    let s = &results.settings;
     let caption = format!(
-        "Each dot is one start: the launcher spawned as a process of its own, `true` (or a Linux \
-         boot to its command line) run, and the process waited for — what a user typing the \
-         command sees. Whole-process rows only ({} rows, {samples} samples, rows interleaved \
-         A B C A B C… in one run); the bar is the median. Log scale: each gridline step is ×10. \
-         Informs C1 (\"containers start in seconds, VMs in minutes\").",
-        rows.len()
+        "Each dot is one start: the launcher spawned as a process of its own, its trivial \
+         workload run (busybox `true`; the stub guest's immediate exit; a Linux boot to its \
+         command line), and the process waited for — what a user typing the command sees. \
+         Whole-process rows only ({} rows, {samples} samples, one run). Warm starts are \
+         interleaved back to back in rounds whose order is shuffled every round (seed {}); cold \
+         starts each follow {} ms of idle time, as a single `docker run` from a shell does. The \
+         bar is the median; log scale. Informs C1 (\"containers start in seconds, VMs in \
+         minutes\").",
+        rows.len(),
+        s.shuffle_seed,
+        s.cold_gap_ms
     );
     let body = if rows.is_empty() {
         Body::Absent(format!(
@@ -44,11 +50,14 @@ pub fn startup(results: &Results) -> Result<Figure, ReportError> {
 }
 
 fn row_label(r: &Row) -> String {
-    if r.workload == "true" {
-        r.environment.clone()
-    } else {
-        format!("{} · {}", r.environment, r.workload)
+    let mut label = r.environment.clone();
+    if r.workload != "true" {
+        label.push_str(&format!(" · {}", r.workload));
     }
+    if let Some(start) = rows::start_label(r) {
+        label.push_str(&format!(" ({start})"));
+    }
+    label
 }
 
 fn draw_strip(rows: &[&Row]) -> Result<String, ReportError> {

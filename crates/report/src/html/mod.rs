@@ -127,12 +127,22 @@ fn emulation_warning(h: &mut String, machines: &[Machine]) {
         if HostVirt::of(fp) != HostVirt::EmulatedKernelMode {
             continue;
         }
-        let affected: Vec<String> = m
-            .results
-            .rows
+        // Every VM row, grouped by environment: "env: workload, workload (question), …".
+        let mut by_env: Vec<(String, Vec<String>)> = Vec::new();
+        for r in &m.results.rows {
+            if crate::rows::kind(&r.environment) != crate::rows::Kind::Vm {
+                continue;
+            }
+            let item = format!("{} ({})", r.workload, r.question);
+            match by_env.iter_mut().find(|(e, _)| *e == r.environment) {
+                Some((_, items)) if !items.contains(&item) => items.push(item),
+                Some(_) => {}
+                None => by_env.push((r.environment.clone(), vec![item])),
+            }
+        }
+        let affected: Vec<String> = by_env
             .iter()
-            .filter(|r| crate::rows::kind(&r.environment) == crate::rows::Kind::Vm)
-            .map(|r| format!("{} · {} ({})", r.environment, r.workload, r.question))
+            .map(|(env, items)| format!("<b>{}</b>: {}", esc(env), esc(&items.join(", "))))
             .collect();
         let _ = write!(
             h,
@@ -143,14 +153,14 @@ fn emulation_warning(h: &mut String, machines: &[Machine]) {
              not init), a guest system call cannot be measured, and each VM exit is a nested \
              exit through the paravirtual KVM. isolab's own stub guest runs its workloads in user \
              mode, so its CPU loop and memory passes stay meaningful. On a VT-x/AMD-V machine \
-             none of this applies.</p>\n<p>Rows affected ({}): {}.</p>\n<p>Claims affected: C1 \
+             none of this applies.</p>\n<p>Rows affected — every VM row, most of all a Linux \
+             boot, which is almost all guest kernel work: {}.</p>\n<p>Claims affected: C1 \
              (VM start-up, above all the Linux boot rows), C3 (only guest user-mode code is \
              compared), C4 (exit costs, guest system calls).</p></div>\n",
             esc(&m.label),
             esc(&fp.kvm_module),
             esc(&fp.guest_cpl0_detail),
-            affected.len(),
-            esc(&affected.join("; "))
+            affected.join("; ")
         );
     }
 }

@@ -4,7 +4,7 @@ use super::{esc, Page};
 use crate::load::Machine;
 use crate::rows::{self, fmt_bytes, fmt_ns, fmt_us};
 use crate::verdict::Verdict;
-use isolab_bench::schema::{Row, Unit};
+use isolab_bench::schema::{Finding, Row, Unit};
 use std::fmt::Write as _;
 
 /// The machine(s): one column each.
@@ -69,7 +69,11 @@ pub(super) fn fingerprints(h: &mut String, machines: &[Machine]) {
         ("Questions", |m| m.results.settings.questions.join(", ")),
         ("Order", |m| {
             let s = &m.results.settings;
-            format!("interleaved {}", s.quick)
+            format!(
+                "interleaved, shuffled every round (seed {}); cold starts after {} ms idle, {} \
+                 per row",
+                s.shuffle_seed, s.cold_gap_ms, s.cold_samples_per_row
+            )
         }),
         ("File", |m| m.source.display().to_string()),
     ];
@@ -192,7 +196,7 @@ fn row_line(h: &mut String, r: &Row) {
 pub(super) fn all_rows(h: &mut String, m: &Machine, suffix: &str) {
     let _ = write!(
         h,
-        "<h2>Every row{suffix}</h2>\n<details open><summary>{} rows: median, p10 – p90, samples, \
+        "<h2>Every row{suffix}</h2>\n<details><summary>{} rows: median, p10 – p90, samples, \
          ratio to the host (whole-process rows of the same workload only), and each row's \
          note</summary>\n<table>\n<tr><th>question</th><th>environment</th><th>workload</th>\
          <th>scope</th><th>start</th><th>median</th><th>p10 – p90</th><th>n</th><th>×host</th>\
@@ -205,6 +209,43 @@ pub(super) fn all_rows(h: &mut String, m: &Machine, suffix: &str) {
     h.push_str("</table>\n</details>\n");
 }
 
-pub(super) fn observations(h: &mut String, _m: &Machine, _suffix: &str) {
-    h.push_str("");
+/// The observations (C5–C10) with their evidence.
+pub(super) fn observations(h: &mut String, m: &Machine, suffix: &str) {
+    let _ = writeln!(h, "<h2>Observations{suffix}</h2>");
+    if m.results.observations.is_empty() {
+        h.push_str(
+            "<p class=\"absent\">not measured here: this results file holds no observations \
+             (C5–C10 are checked by a newer <code>isolab bench</code>).</p>\n",
+        );
+        return;
+    }
+    h.push_str(
+        "<table>\n<tr><th>claim</th><th>environment</th><th>statement</th><th>held?</th>\
+         <th>evidence</th></tr>\n",
+    );
+    for o in &m.results.observations {
+        let held = match &o.outcome {
+            Finding::Observed { holds: true } => "yes".to_string(),
+            Finding::Observed { holds: false } => "no".to_string(),
+            Finding::NotMeasured { reason } => format!("not measured: {reason}"),
+        };
+        let figures: String = o
+            .figures
+            .iter()
+            .map(|(k, v)| format!("{k} = {v}\n"))
+            .collect();
+        let _ = writeln!(
+            h,
+            "<tr><td>{:?}</td><td>{}</td><td>{} <code>{}</code></td><td>{}</td><td><details>\
+             <summary>show</summary><pre>{}{}</pre></details></td></tr>",
+            o.claim,
+            esc(&o.environment),
+            esc(&o.statement),
+            esc(&o.check),
+            esc(&held),
+            esc(&figures),
+            esc(&o.evidence)
+        );
+    }
+    h.push_str("</table>\n");
 }

@@ -4,9 +4,12 @@
 //! The rules are written down here, in one place, so a reader can disagree with a threshold
 //! rather than with a chart. Two principles hold throughout:
 //!
-//! - **Like with like.** Comparisons across tools use whole-process rows only (a launcher
-//!   spawned and waited for, as a user runs it). isolab's in-process engine rows explain where
-//!   the time goes; they never stand in for a launch.
+//! - **Like with like.** Launches (start-up, memory of a launcher) are compared on
+//!   whole-process rows only: a launcher spawned and waited for, as a user runs it. isolab's
+//!   in-process engine rows explain where the time goes; they never stand in for a launch. The
+//!   system-call and CPU rows time the workload's own loop (a long run minus a short one), so
+//!   how the environment was launched cancels out and their ratios to the host are fair
+//!   whatever the row's scope.
 //! - **The host matters.** A microVM on VT-x/AMD-V runs its guest kernel natively; on a
 //!   paravirtual KVM (kvm_pvm) the guest's kernel mode is emulated. The same numbers then mean
 //!   different things, and every verdict touched by that says so in its caveat.

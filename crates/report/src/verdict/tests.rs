@@ -1,7 +1,10 @@
 //! The verdict rules on fixed inputs: one VT-x/AMD-V machine and one paravirtual (kvm_pvm) one.
 
 use super::*;
-use isolab_bench::schema::{Outcome, Question, Row, Settings, Unit, SCHEMA_VERSION};
+use isolab_bench::schema::{
+    ClaimId, Finding, Observation, Outcome, Question, Row, Scope, Settings, StartKind, Unit,
+    SCHEMA_VERSION,
+};
 use isolab_bench::stats::summarize;
 use std::collections::BTreeMap;
 
@@ -41,6 +44,8 @@ fn row(question: Question, env: &str, workload: &str, unit: Unit, median: f64) -
     let samples = vec![median * 0.95, median, median * 1.05];
     Row {
         question,
+        scope: Scope::of_environment(env),
+        start: (question == Question::Startup).then_some(StartKind::Warm),
         environment: env.into(),
         workload: workload.into(),
         unit,
@@ -79,8 +84,12 @@ fn results(fp: Fingerprint, rows: Vec<Row>) -> Results {
                 "syscall".into(),
                 "cpu".into(),
             ],
+            shuffle_seed: 7,
+            cold_gap_ms: 300,
+            cold_samples_per_row: 3,
         },
         rows,
+        observations: Vec::new(),
         started_at: "2026-11-30T10:00:00Z".into(),
         duration_s: 1.0,
     }
@@ -123,10 +132,10 @@ fn c1_refuted_when_a_whole_process_microvm_starts_in_milliseconds() {
         assert_eq!(j.verdict, Verdict::Refuted);
         let all = j.numbers.join("\n");
         assert!(
-            all.contains("isolab-cli-microvm-stub · stub-true: median 9.0 ms"),
+            all.contains("isolab-cli-microvm-stub · stub-true, warm: median 9.0 ms"),
             "{all}"
         );
-        assert!(all.contains("crun: median 7.8 ms"), "{all}");
+        assert!(all.contains("crun, warm: median 7.8 ms"), "{all}");
         // In-process rows are a breakdown, never a launch to compare.
         assert!(!all.contains("isolab-engine"), "{all}");
         assert_eq!(j.caveat.contains("emulates guest kernel mode"), pvm_host);
@@ -301,5 +310,119 @@ fn empty_results_are_not_measured_everywhere_with_a_reason() {
             Verdict::NotMeasured(why) => assert!(!why.is_empty(), "{}", j.claim.id),
             v => panic!("{}: {v:?}", j.claim.id),
         }
+    }
+}
+
+#[test]
+fn c1_prefers_cold_starts_when_the_file_has_them() {
+    let mut rows = startup_rows(9_000.0);
+    let mut cold = row(Question::Startup, "crun", "true", Unit::Us, 14_000.0);
+    cold.start = Some(StartKind::Cold);
+    rows.push(cold);
+    let mut cold_vm = row(
+        Question::Startup,
+        "isolab-cli-microvm-stub",
+        "stub-true",
+        Unit::Us,
+        11_000.0,
+    );
+    cold_vm.start = Some(StartKind::Cold);
+    rows.push(cold_vm);
+    let j = judge(&results(vtx(), rows), "C1");
+    let all = j.numbers.join("\n");
+    assert!(all.contains("crun, cold: median 14.0 ms"), "{all}");
+    assert!(!all.contains("warm"), "{all}");
+}
+
+fn observation(claim: ClaimId, check: &str, env: &str, holds: Option<bool>) -> Observation {
+    Observation {
+        claim,
+        check: check.into(),
+        environment: env.into(),
+        statement: format!("{check} in {env}"),
+        outcome: match holds {
+            Some(holds) => Finding::Observed { holds },
+            None => Finding::NotMeasured {
+                reason: "needs root".into(),
+            },
+        },
+        evidence: "$ true".into(),
+        figures: BTreeMap::new(),
+    }
+}
+
+#[test]
+fn observed_claims() {
+    let mut r = results(pvm(), Vec::new());
+    r.observations = vec![
+        observation(
+            ClaimId::C5,
+            "kernel-is-host-kernel",
+            "isolab-cli-container",
+            Some(true),
+        ),
+        observation(
+            ClaimId::C6,
+            "bind-mount-write-as-root",
+            "isolab-cli-container",
+            Some(true),
+        ),
+        observation(
+            ClaimId::C6,
+            "bind-mount-write-as-root",
+            "isolab-cli-container-userns",
+            Some(false),
+        ),
+        observation(
+            ClaimId::C8,
+            "oom-kill-at-limit",
+            "isolab-cli-container",
+            Some(true),
+        ),
+        observation(
+            ClaimId::C8,
+            "fork-bomb-stopped",
+            "isolab-cli-container",
+            Some(true),
+        ),
+        observation(ClaimId::C8, "freezer-freezes", "isolab-cli-container", None),
+        observation(
+            ClaimId::C9,
+            "writes-stay-in-upper",
+            "isolab-cli-container",
+            Some(false),
+        ),
+        observation(ClaimId::C10, "chroot-escape", "host", Some(true)),
+        observation(
+            ClaimId::C10,
+            "pivot-root-escape",
+            "isolab-cli-container",
+            Some(false),
+        ),
+        observation(ClaimId::C7, "something-new", "host", Some(true)),
+    ];
+    assert_eq!(judge(&r, "C5").verdict, Verdict::Supported);
+    match judge(&r, "C6").verdict {
+        Verdict::Depends(on) => {
+            assert!(
+                on.contains("borne out in isolab-cli-container (bind"),
+                "{on}"
+            );
+            assert!(on.contains("not in isolab-cli-container-userns"), "{on}");
+        }
+        v => panic!("C6: {v:?}"),
+    }
+    let c8 = judge(&r, "C8");
+    assert_eq!(c8.verdict, Verdict::Supported);
+    assert!(c8
+        .numbers
+        .iter()
+        .any(|n| n.contains("not measured (needs root)")));
+    assert_eq!(judge(&r, "C9").verdict, Verdict::Refuted);
+    assert!(matches!(judge(&r, "C10").verdict, Verdict::Depends(_)));
+    // A check the rules do not know is shown, never silently weighed.
+    match judge(&r, "C7").verdict {
+        Verdict::NotMeasured(why) => assert!(why.contains("not ones this report"), "{why}"),
+        v => panic!("C7: {v:?}"),
     }
 }

@@ -33,17 +33,19 @@ fn label(r: &Row) -> String {
     }
 }
 
-/// Whole-process start-up rows of one kind, measured; cold starts when the file has them
-/// (what a single `docker run` sees), else every start.
+/// Whole-process start-up rows of one kind, measured: per environment and workload the cold
+/// start when the file has one (what a single `docker run` sees), else the warm one.
 fn startups(results: &Results, kind: Kind) -> Vec<Fig<'_>> {
     let all: Vec<&Row> = rows::of(results, Question::Startup)
         .filter(|r| rows::scope(r) == Scope::WholeProcess && rows::kind(&r.environment) == kind)
+        .filter(|r| rows::median(r).is_some())
         .collect();
-    let any_cold = all
-        .iter()
-        .any(|r| rows::is_cold(r) && rows::median(r).is_some());
-    all.into_iter()
-        .filter(|r| !any_cold || rows::is_cold(r))
+    let has_cold = |r: &Row| {
+        all.iter()
+            .any(|c| rows::is_cold(c) && c.environment == r.environment && c.workload == r.workload)
+    };
+    all.iter()
+        .filter(|r| rows::is_cold(r) || !has_cold(r))
         .filter_map(|row| {
             Some(Fig {
                 median: rows::median(row)?,
