@@ -5,10 +5,12 @@
 //! a median and percentiles), [`fingerprint`] (what machine it was), [`export`] (JSON/CSV).
 
 pub mod density;
+pub mod docker;
 pub mod environment;
 pub mod export;
 pub mod fingerprint;
 pub mod fixture;
+pub mod gvisor;
 pub mod linux_boot;
 pub mod order;
 pub mod plan;

@@ -344,6 +344,7 @@ fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
     }
     plans.extend(isolab_cli_plans(shared, q));
     plans.extend(peer_plans(shared, q, w, Unit::Us));
+    plans.extend(docker_and_gvisor_plans(shared, q));
     let vm = MicroVmStub {
         name: "isolab-engine-microvm-stub".into(),
         workload: Workload::True,
@@ -423,6 +424,60 @@ fn isolab_cli_plans<'a>(shared: &'a Shared, q: Question) -> Vec<Plan<'a>> {
          instruction exits → teardown → process exit",
     );
     vec![container, vm]
+}
+
+/// `docker run` and gVisor's `runsc run` of busybox `true` on the same rootfs.
+fn docker_and_gvisor_plans(shared: &Shared, q: Question) -> Vec<Plan<'_>> {
+    let Some(fx) = shared.fixture.as_ref() else {
+        return ["docker", "gvisor"]
+            .into_iter()
+            .map(|name| Plan::new(q, "true", Unit::Us, shared.unavailable(name)))
+            .collect();
+    };
+    let docker = Plan::new(
+        q,
+        "true",
+        Unit::Us,
+        crate::docker::DockerRun::new(fx.rootfs(), fx.scratch()),
+    )
+    .note(
+        "docker run --rm --network none of the same rootfs (docker import): client → dockerd \
+         → containerd → shim → runc; a private dockerd (cgroupfs driver, no bridge) when none \
+         was running, stopped after",
+    );
+    let gvisor = match crate::gvisor::available() {
+        Err(NotMeasured(reason)) => Plan::new(
+            q,
+            "true",
+            Unit::Us,
+            Unavailable {
+                name: "gvisor".into(),
+                reason,
+            },
+        ),
+        Ok(_) => {
+            let (bundle, state) = (fx.bundle(), fx.scratch().join("runsc"));
+            Plan::new(
+                q,
+                "true",
+                Unit::Us,
+                PeerCommand {
+                    name: "gvisor".into(),
+                    argv: Box::new(move |i| {
+                        let id = crate::gvisor::sandbox_id("true", i);
+                        crate::gvisor::run_argv(&state, &bundle, &id)
+                    }),
+                    via: None,
+                    envs: Vec::new(),
+                },
+            )
+            .note(
+                "runsc --network=none --ignore-cgroups --platform=ptrace run on crun's bundle: \
+                 the workload's system calls served by gVisor's user-space kernel",
+            )
+        }
+    };
+    vec![docker, gvisor]
 }
 
 /// Samples of a Linux boot row (each one is a whole VM boot to the banner, ~0.6 s here).

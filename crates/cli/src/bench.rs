@@ -155,6 +155,7 @@ fn print_table(results: &Results) {
         results.settings.shuffle_seed, results.settings.cold_gap_ms
     );
     let mut last: Option<Question> = None;
+    let mut last_note: Option<&str> = None;
     for row in &results.rows {
         if last != Some(row.question) {
             println!(
@@ -192,9 +193,11 @@ fn print_table(results: &Results) {
             ),
             Outcome::NotMeasured { reason } => println!("{lead} not measured: {reason}"),
         }
-        if let Some(note) = &row.note {
+        // A row's cold twin carries the same note: print it once.
+        if let Some(note) = row.note.as_deref().filter(|n| Some(*n) != last_note) {
             println!("{:<11}  └ {note}", "");
         }
+        last_note = row.note.as_deref();
     }
     print_observations(results);
 }
