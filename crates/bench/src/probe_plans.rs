@@ -25,6 +25,8 @@ enum PerUnit {
 enum ProbeTarget<'a> {
     Host(PathBuf, PathBuf),
     Container(Box<IsolabContainer<'a>>, Box<IsolabContainer<'a>>),
+    /// gVisor: `runsc` state dir, then the long and short probes' bundles.
+    Gvisor(PathBuf, PathBuf, PathBuf),
 }
 
 /// `(t(long) − t(short))` converted to the row's unit: see [`crate::probes`].
@@ -45,6 +47,15 @@ impl ProbePair<'_> {
                 let c = if long { l } else { s };
                 c.run_once(i).map(|(_, o)| o.phases.run_us as f64)
             }
+            ProbeTarget::Gvisor(state, l, s) => {
+                let (bundle, what) = if long {
+                    (l, "probe-long")
+                } else {
+                    (s, "probe-short")
+                };
+                let id = crate::gvisor::sandbox_id(what, i);
+                env::run_argv(&crate::gvisor::run_argv(state, bundle, &id), None).map(|c| c.wall_us)
+            }
         }
     }
 }
@@ -55,7 +66,7 @@ impl Environment for ProbePair<'_> {
     }
     fn scope(&self) -> Scope {
         match self.target {
-            ProbeTarget::Host(..) => Scope::WholeProcess,
+            ProbeTarget::Host(..) | ProbeTarget::Gvisor(..) => Scope::WholeProcess,
             ProbeTarget::Container(..) => Scope::InProcess,
         }
     }
@@ -237,6 +248,9 @@ fn probe_rows<'a>(
 }
 
 const GETPID_CALLS: u64 = 200_000;
+/// gVisor serves each call in its user-space kernel through ptrace (tens of µs): fewer calls
+/// keep a run near a second.
+const GVISOR_GETPID_CALLS: u64 = 20_000;
 const CPU_ITERATIONS: u64 = 20_000_000;
 const MEMORY_BUFFER_BYTES: u64 = 32 << 20;
 const MEMORY_PASSES: u64 = 16;
@@ -258,6 +272,21 @@ pub(crate) fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
         Workload::Syscall,
         Some(GETPID_CALLS),
     );
+    plans.push(gvisor_probe_plan(
+        shared,
+        q,
+        "getpid",
+        Unit::Ns,
+        (
+            Probe::Getpid {
+                iterations: GVISOR_GETPID_CALLS,
+            },
+            Probe::Getpid { iterations: 0 },
+        ),
+        PerUnit::NsPer(GVISOR_GETPID_CALLS),
+        "the same getpid loop (fewer calls: each one is served by gVisor's Sentry through \
+         ptrace) in runsc --platform=ptrace, as the difference of two whole runs",
+    ));
     for (name, stub) in [("pio-exit", Workload::Pio), ("mmio-exit", Workload::Mmio)] {
         plans.push(
             Plan::new(q, name, Unit::Ns, StubFigure::new(stub, None))
@@ -283,6 +312,20 @@ pub(crate) fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
         Workload::Cpu,
         Some(CPU_ITERATIONS),
     );
+    plans.push(gvisor_probe_plan(
+        shared,
+        q,
+        "cpu-loop",
+        Unit::Ns,
+        (
+            Probe::Cpu {
+                iterations: CPU_ITERATIONS,
+            },
+            Probe::Cpu { iterations: 1 },
+        ),
+        PerUnit::NsPer(CPU_ITERATIONS),
+        "the same CPU loop in runsc --platform=ptrace, as the difference of two whole runs",
+    ));
     let mut memory = probe_rows(
         shared,
         q,
@@ -340,4 +383,57 @@ pub(crate) fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
     }
     plans.append(&mut triad);
     plans
+}
+
+/// A probe pair run by gVisor on copies of the bench bundle.
+fn gvisor_probe_plan<'a>(
+    shared: &'a Shared,
+    q: Question,
+    workload: &str,
+    unit: Unit,
+    (long, short): (Probe, Probe),
+    per: PerUnit,
+    note: &str,
+) -> Plan<'a> {
+    let target = (|| {
+        crate::gvisor::available()?;
+        let fx = shared.fixture()?;
+        let mut bundles = Vec::new();
+        for (what, probe) in [("long", long), ("short", short)] {
+            let name = format!("{workload}-gvisor-{what}");
+            let (inside, _) = shared.probe(&name, probe).map_err(NotMeasured)?;
+            let dir = fx.scratch().join(format!("gvisor-{name}"));
+            bundles.push(crate::gvisor::bundle_running(
+                &fx.bundle(),
+                &fx.rootfs(),
+                &dir,
+                &[&inside],
+            )?);
+        }
+        let short = bundles.pop().unwrap_or_default();
+        let long = bundles.pop().unwrap_or_default();
+        Ok::<_, NotMeasured>(ProbeTarget::Gvisor(fx.scratch().join("runsc"), long, short))
+    })();
+    match target {
+        Ok(target) => Plan::new(
+            q,
+            workload,
+            unit,
+            ProbePair {
+                name: "gvisor".into(),
+                target,
+                per,
+            },
+        )
+        .note(note),
+        Err(NotMeasured(reason)) => Plan::new(
+            q,
+            workload,
+            unit,
+            Unavailable {
+                name: "gvisor".into(),
+                reason,
+            },
+        ),
+    }
 }

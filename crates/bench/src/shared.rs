@@ -46,6 +46,17 @@ impl Shared {
         }
     }
 
+    /// The bench rootfs, or why there is none.
+    pub(crate) fn fixture(&self) -> Result<&Fixture, NotMeasured> {
+        self.fixture.as_ref().ok_or_else(|| {
+            NotMeasured(
+                self.fixture_error
+                    .clone()
+                    .unwrap_or_else(|| "no rootfs".into()),
+            )
+        })
+    }
+
     pub(crate) fn unavailable(&self, name: &str) -> Unavailable {
         Unavailable {
             name: name.into(),

@@ -159,7 +159,7 @@ fn print_table(results: &Results) {
     for row in &results.rows {
         if last != Some(row.question) {
             println!(
-                "\n{:<10} {:<30} {:<22} {:<5} {:<4} {:>11} {:>11} {:>11} {:>7}",
+                "\n{:<10} {:<34} {:<22} {:<5} {:<4} {:>11} {:>11} {:>11} {:>7}",
                 row.question.name(),
                 "environment",
                 "workload",
@@ -178,7 +178,7 @@ fn print_table(results: &Results) {
             Scope::InProcess => "lib",
         };
         let lead = format!(
-            "{:<10} {:<30} {:<22} {:<5} {:<4}",
+            "{:<10} {:<34} {:<22} {:<5} {:<4}",
             "", row.environment, row.workload, start, scope
         );
         match &row.result {
