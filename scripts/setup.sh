@@ -16,6 +16,9 @@ fi
 # microVM tests boot besides isolab's own kernel.
 packages=(busybox-static crun runc bubblewrap podman iproute2 iputils-ping hyperfine cpio
           qemu-system-x86 linux-image-cloud-amd64 lz4)
+# Docker (the articles' own runtime; `isolab bench` starts a private dockerd for its rows and
+# stops it) and gVisor's runsc (a third isolation level: a kernel in user space).
+packages+=(docker.io runsc)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -5,17 +5,24 @@
 //! a median and percentiles), [`fingerprint`] (what machine it was), [`export`] (JSON/CSV).
 
 pub mod density;
+pub mod docker;
 pub mod environment;
 pub mod export;
 pub mod fingerprint;
 pub mod fixture;
+pub mod gvisor;
 pub mod linux_boot;
+mod memory;
 pub mod order;
 pub mod plan;
+mod probe_plans;
 pub mod probes;
 pub mod runner;
 pub mod scaling;
+mod scaling_plans;
 pub mod schema;
+mod shared;
+mod startup;
 pub mod stats;
 
 pub use runner::{run, BenchError, RunConfig};

@@ -155,10 +155,11 @@ fn print_table(results: &Results) {
         results.settings.shuffle_seed, results.settings.cold_gap_ms
     );
     let mut last: Option<Question> = None;
+    let mut last_note: Option<&str> = None;
     for row in &results.rows {
         if last != Some(row.question) {
             println!(
-                "\n{:<10} {:<30} {:<22} {:<5} {:<4} {:>11} {:>11} {:>11} {:>7}",
+                "\n{:<10} {:<34} {:<22} {:<5} {:<4} {:>11} {:>11} {:>11} {:>7}",
                 row.question.name(),
                 "environment",
                 "workload",
@@ -177,7 +178,7 @@ fn print_table(results: &Results) {
             Scope::InProcess => "lib",
         };
         let lead = format!(
-            "{:<10} {:<30} {:<22} {:<5} {:<4}",
+            "{:<10} {:<34} {:<22} {:<5} {:<4}",
             "", row.environment, row.workload, start, scope
         );
         match &row.result {
@@ -192,9 +193,11 @@ fn print_table(results: &Results) {
             ),
             Outcome::NotMeasured { reason } => println!("{lead} not measured: {reason}"),
         }
-        if let Some(note) = &row.note {
+        // A row's cold twin carries the same note: print it once.
+        if let Some(note) = row.note.as_deref().filter(|n| Some(*n) != last_note) {
             println!("{:<11}  └ {note}", "");
         }
+        last_note = row.note.as_deref();
     }
     print_observations(results);
 }
