@@ -19,6 +19,8 @@ packages=(busybox-static crun runc bubblewrap podman iproute2 iputils-ping hyper
 # Docker (the articles' own runtime; `isolab bench` starts a private dockerd for its rows and
 # stops it) and gVisor's runsc (a third isolation level: a kernel in user space).
 packages+=(docker.io runsc)
+# Chromium: the report tests render `isolab report`'s page in a real headless browser.
+packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
