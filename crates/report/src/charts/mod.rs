@@ -73,11 +73,15 @@ pub fn all(results: &Results) -> Result<Vec<Figure>, ReportError> {
 /// Chart width in pixels (the page scales it down on narrow screens).
 pub(crate) const WIDTH: u32 = 960;
 /// Left margin reserved for row labels.
-pub(crate) const LABEL_AREA: u32 = 290;
+pub(crate) const LABEL_AREA: u32 = 360;
 
 /// Colour for an environment: greys for the host, blues for containers, greens for
-/// sandboxes, oranges for VMs; `i` varies the shade within a kind.
-pub(crate) fn colour(environment: &str, i: usize) -> RGBColor {
+/// sandboxes, oranges for VMs; the name picks the shade, so an environment keeps its colour on
+/// every chart.
+pub(crate) fn colour(environment: &str, _i: usize) -> RGBColor {
+    let i = environment.bytes().fold(0usize, |h, b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
     use crate::rows::Kind;
     let shades: &[RGBColor] = match crate::rows::kind(environment) {
         Kind::Host => &[RGBColor(90, 90, 90)],
@@ -138,6 +142,24 @@ pub(crate) fn svg(
             .map_err(|source| ReportError::Draw { chart, source })?;
     }
     Ok(out)
+}
+
+/// Rows grouped by environment (in order of first appearance), so the warm and cold rows of
+/// one environment sit together.
+pub(crate) fn grouped<'a>(
+    rows: impl IntoIterator<Item = &'a isolab_bench::schema::Row>,
+) -> Vec<&'a isolab_bench::schema::Row> {
+    let rows: Vec<&isolab_bench::schema::Row> = rows.into_iter().collect();
+    let mut order: Vec<&str> = Vec::new();
+    for r in &rows {
+        if !order.contains(&r.environment.as_str()) {
+            order.push(&r.environment);
+        }
+    }
+    let mut out = rows.clone();
+    // A stable sort keeps file order (warm before cold) within an environment.
+    out.sort_by_key(|r| order.iter().position(|e| *e == r.environment));
+    out
 }
 
 /// Height for a chart with `rows` category rows.

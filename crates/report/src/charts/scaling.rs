@@ -126,6 +126,7 @@ fn draw(
             .x_desc("instances started at once")
             .y_desc(desc)
             .x_label_formatter(&|x| format!("{x:.0}"))
+            .light_line_style(WHITE.mix(0.0))
             .draw()?;
         for (i, (env, curve)) in curves.iter().enumerate() {
             let col = colour(env, i);

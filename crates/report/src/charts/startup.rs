@@ -1,7 +1,9 @@
 //! Start-up: every whole-process sample per environment, and where an in-process start's time
 //! goes, phase by phase.
 
-use super::{category_label, colour, height_for, log_bounds, log_tick, series_colour, svg};
+use super::{
+    category_label, colour, grouped, height_for, log_bounds, log_tick, series_colour, svg,
+};
 use super::{Body, Figure, LABEL_AREA, WIDTH};
 use crate::error::ReportError;
 use crate::rows::{self, Scope};
@@ -10,9 +12,10 @@ use plotters::prelude::*;
 
 /// Every sample of every whole-process start-up row on a log axis, the median as a bar.
 pub fn startup(results: &Results) -> Result<Figure, ReportError> {
-    let rows: Vec<&Row> = rows::of(results, Question::Startup)
-        .filter(|r| rows::scope(r) == Scope::WholeProcess && rows::measured(r).is_some())
-        .collect();
+    let rows: Vec<&Row> = grouped(
+        rows::of(results, Question::Startup)
+            .filter(|r| rows::scope(r) == Scope::WholeProcess && rows::measured(r).is_some()),
+    );
     let samples: usize = rows
         .iter()
         .filter_map(|r| rows::measured(r))
@@ -152,13 +155,11 @@ fn segments(row: &Row) -> Vec<(String, f64)> {
 
 /// Stacked phases of every in-process start-up row that reports them.
 pub fn phases(results: &Results) -> Result<Figure, ReportError> {
-    let rows: Vec<&Row> = rows::of(results, Question::Startup)
-        .filter(|r| {
-            rows::scope(r) == Scope::InProcess
-                && rows::measured(r).is_some()
-                && r.phases_median_us.contains_key("total_us")
-        })
-        .collect();
+    let rows: Vec<&Row> = grouped(rows::of(results, Question::Startup).filter(|r| {
+        rows::scope(r) == Scope::InProcess
+            && rows::measured(r).is_some()
+            && r.phases_median_us.contains_key("total_us")
+    }));
     let n_samples = rows
         .iter()
         .filter_map(|r| rows::measured(r))
@@ -191,7 +192,7 @@ pub fn phases(results: &Results) -> Result<Figure, ReportError> {
 
 fn draw_stacked(rows: &[&Row]) -> Result<String, ReportError> {
     let rows: Vec<&Row> = rows.iter().rev().copied().collect();
-    let labels: Vec<String> = rows.iter().map(|r| r.environment.clone()).collect();
+    let labels: Vec<String> = rows.iter().map(|r| row_label(r)).collect();
     let stacks: Vec<Vec<(String, f64)>> = rows.iter().map(|r| segments(r)).collect();
     let mut names: Vec<String> = Vec::new();
     for (name, _) in stacks.iter().rev().flatten() {
