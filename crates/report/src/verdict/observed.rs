@@ -55,8 +55,8 @@ const RULES: &[Rule] = &[
     rule("C9", "commit-makes-layer", true),
     rule("C9", "commit-", true),
     // C10: chroot gives a root of its own that holds; the escape working says it does not.
+    // (The pivot_root escape is the contrast, shown with the evidence but not weighed.)
     rule("C10", "chroot-escape", false),
-    rule("C10", "pivot-root-escape", false),
 ];
 
 fn direction(claim: &str, check: &str) -> Option<bool> {
@@ -169,5 +169,29 @@ pub(super) fn judge(results: &Results, id: &str) -> Parts {
             side(&con)
         ))
     };
-    (verdict, numbers, caveat)
+    (refine(id, verdict, &obs), numbers, caveat)
+}
+
+/// Where a plain verdict would say less than the checks do.
+fn refine(id: &str, verdict: Verdict, obs: &[&Observation]) -> Verdict {
+    // A chroot does give a process its own root for path lookups; the escape shows it is not
+    // a boundary against root. That is "depends on privileges", not a flat "refuted".
+    if id == "C10" && verdict == Verdict::Refuted {
+        let pivot = obs
+            .iter()
+            .find(|o| o.check.starts_with("pivot-root"))
+            .map(|o| match o.outcome {
+                Finding::Observed { holds: false } => {
+                    "; pivot_root in a mount namespace held against the same escape"
+                }
+                Finding::Observed { holds: true } => "; pivot_root was escaped too",
+                Finding::NotMeasured { .. } => "",
+            });
+        return Verdict::Depends(format!(
+            "on privileges: a chroot sets where path lookups start, but a root process inside \
+             left it here{}",
+            pivot.unwrap_or("")
+        ));
+    }
+    verdict
 }
