@@ -13,6 +13,7 @@ pub mod fixture;
 pub mod gvisor;
 pub mod linux_boot;
 mod memory;
+pub mod observe;
 pub mod order;
 pub mod plan;
 mod probe_plans;

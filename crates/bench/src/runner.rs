@@ -26,6 +26,9 @@ use crate::startup::startup_plans;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The name under which the observations appear in [`Settings::questions`] and `--only`.
+pub const OBSERVE: &str = "observe";
+
 /// How to run the matrix.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -49,6 +52,8 @@ pub struct RunConfig {
     pub seed: Option<u64>,
     /// Idle time before each cold start-up sample.
     pub cold_gap: Duration,
+    /// Also run the C5–C10 observations (after the questions).
+    pub observe: bool,
 }
 
 /// The default idle gap before a cold start: well past the few ms an RCU grace period takes.
@@ -73,6 +78,7 @@ impl Default for RunConfig {
             density_time_limit: DEFAULT_DENSITY_TIME_LIMIT,
             seed: None,
             cold_gap: DEFAULT_COLD_GAP,
+            observe: true,
         }
     }
 }
@@ -116,14 +122,14 @@ impl RunConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
     #[error(
-        "no questions to ask: pass at least one of startup, memory, syscall, cpu, scaling to --only"
+        "no questions to ask: pass at least one of startup, memory, syscall, cpu, scaling, observe to --only"
     )]
     NoQuestions,
 }
 
 /// Runs the matrix and returns the results (it does not write any file).
 pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
-    if config.questions.is_empty() {
+    if config.questions.is_empty() && !config.observe {
         return Err(BenchError::NoQuestions);
     }
     let started = Instant::now();
@@ -165,6 +171,23 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
         }
     }
     plan::fill_ratios(&mut rows);
+    let observations = if config.observe {
+        if config.progress {
+            eprint!("\r\x1b[K[observe] C5–C10: kernels, root, namespaces, limits, layers, chroot");
+        }
+        let found =
+            crate::observe::observe_all(shared.observe_target().as_ref().map_err(Clone::clone));
+        if config.progress {
+            eprint!("\r\x1b[K");
+        }
+        found
+    } else {
+        Vec::new()
+    };
+    let mut questions: Vec<String> = config.questions.iter().map(|q| q.name().into()).collect();
+    if config.observe {
+        questions.push(OBSERVE.into());
+    }
     Ok(Results {
         schema_version: SCHEMA_VERSION,
         fingerprint,
@@ -177,13 +200,13 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
                     .map(|q| config.samples_for(*q))
                     .unwrap_or(0)
             }),
-            questions: config.questions.iter().map(|q| q.name().into()).collect(),
+            questions,
             shuffle_seed: seed,
             cold_gap_ms: config.cold_gap.as_millis() as u64,
             cold_samples_per_row: config.cold_samples(),
         },
         rows,
-        observations: Vec::new(),
+        observations,
         started_at,
         duration_s: started.elapsed().as_secs_f64(),
     })

@@ -46,6 +46,22 @@ impl Shared {
         }
     }
 
+    /// What the observations run against: the bench rootfs and bundle, the isolab binary and
+    /// the same private store as the `isolab-cli-*` rows.
+    pub(crate) fn observe_target(&self) -> Result<crate::observe::Target, NotMeasured> {
+        let fx = self.fixture()?;
+        let isolab = self.isolab_exe.clone().ok_or_else(|| {
+            NotMeasured("needs the isolab binary (run it as `isolab bench`)".into())
+        })?;
+        Ok(crate::observe::Target {
+            isolab,
+            rootfs: fx.rootfs(),
+            bundle: Some(fx.bundle()),
+            home: fx.scratch().join("cli-home"),
+            scratch: fx.scratch(),
+        })
+    }
+
     /// The bench rootfs, or why there is none.
     pub(crate) fn fixture(&self) -> Result<&Fixture, NotMeasured> {
         self.fixture.as_ref().ok_or_else(|| {

@@ -17,9 +17,11 @@ pub struct BenchArgs {
     /// Few samples and only the fast rows (under 2 minutes).
     #[arg(long)]
     pub quick: bool,
-    /// Only these questions, comma-separated: startup, memory, syscall, cpu, scaling.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub only: Vec<Question>,
+    /// Only these questions, comma-separated: startup, memory, syscall, cpu, scaling, and
+    /// observe (the C5–C10 checks: kernel identity, root through a bind mount, namespaces,
+    /// limits enforced, copy-on-write layers, chroot escape).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_only)]
+    pub only: Vec<Only>,
     /// Where to write the JSON results.
     #[arg(long, value_name = "FILE", default_value = "isolab-bench.json")]
     pub out: PathBuf,
@@ -50,6 +52,24 @@ pub struct BenchArgs {
     pub cold_gap_ms: u64,
 }
 
+/// One entry of `--only`: a timed question, or the observations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// A question whose rows are timings.
+    Question(Question),
+    /// The C5–C10 checks.
+    Observe,
+}
+
+fn parse_only(s: &str) -> Result<Only, String> {
+    if s.trim() == isolab_bench::runner::OBSERVE {
+        return Ok(Only::Observe);
+    }
+    s.parse::<Question>()
+        .map(Only::Question)
+        .map_err(|e| format!("{e}, observe"))
+}
+
 /// Runs the bench; returns the process exit code (0: the run finished and its file is written,
 /// whatever rows could not be measured here — those are in the file with their reasons).
 pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
@@ -72,13 +92,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "isolab bench: not root: container rows will be recorded as not measured (run with sudo for them)"
         );
     }
+    let observe = args.only.is_empty() || args.only.contains(&Only::Observe);
     let questions = if args.only.is_empty() {
         Question::ALL.to_vec()
     } else {
         let mut qs = Vec::new();
-        for q in args.only {
-            if !qs.contains(&q) {
-                qs.push(q);
+        for only in args.only {
+            if let Only::Question(q) = only {
+                if !qs.contains(&q) {
+                    qs.push(q);
+                }
             }
         }
         qs
@@ -93,6 +116,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         density_time_limit: std::time::Duration::from_secs(args.density_seconds),
         seed: args.seed,
         cold_gap: std::time::Duration::from_millis(args.cold_gap_ms),
+        observe,
     };
     let results = isolab_bench::run(&config)?;
     export::write_file(&JsonExporter, &results, &args.out)
