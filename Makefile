@@ -26,6 +26,7 @@ demo: dist
 	$(ISOLAB) vm run --guest stub:true --timings
 	mkdir -p results
 	$(ISOLAB) bench --quick --out results/isolab-bench.json --csv results/isolab-bench.csv
+	$(ISOLAB) report results/isolab-bench.json --out results/report
 
 lint:
 	$(CARGO) fmt --all -- --check

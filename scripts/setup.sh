@@ -13,10 +13,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # The Debian cloud kernel (and lz4, to unpack its vmlinux) is the "any distro kernel" guest the
-# microVM tests boot besides isolab's own kernel. runsc (gVisor) is the application-kernel rung of
-# the labs.
+# microVM tests boot besides isolab's own kernel.
 packages=(busybox-static crun runc bubblewrap podman iproute2 iputils-ping hyperfine cpio
-          qemu-system-x86 linux-image-cloud-amd64 lz4 runsc)
+          qemu-system-x86 linux-image-cloud-amd64 lz4)
+# Docker (the articles' own runtime; `isolab bench` starts a private dockerd for its rows and
+# stops it) and gVisor's runsc (a third isolation level: a kernel in user space; the labs' and the
+# bench's application-kernel rung).
+packages+=(docker.io runsc)
+# Chromium: the report tests render `isolab report`'s page in a real headless browser.
+packages+=(chromium)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -10,6 +10,7 @@
 //! Anything that cannot run here answers with [`NotMeasured`] and a reason, which becomes a row
 //! in the result file: a missing peer is a finding, not a gap to hide.
 
+use crate::schema::Scope;
 use isolab_cgroups::CgroupRoot;
 use isolab_container::network::{BridgeConfig, BridgePlan};
 use isolab_container::rootfs::OverlayDirs;
@@ -48,8 +49,13 @@ pub struct NotMeasured(pub String);
 
 /// A place to run the workload.
 pub trait Environment {
-    /// The environment's name in the results (`host`, `isolab-container-ns`, `crun`, …).
+    /// The environment's name in the results (`host`, `isolab-engine-container-ns`, `crun`, …).
     fn name(&self) -> String;
+    /// How the figure is taken: a spawned and waited-for process (the default), or isolab's
+    /// library inside this process.
+    fn scope(&self) -> Scope {
+        Scope::WholeProcess
+    }
     /// One-off setup, outside the timing.
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         Ok(())
@@ -70,6 +76,9 @@ pub struct Unavailable {
 impl Environment for Unavailable {
     fn name(&self) -> String {
         self.name.clone()
+    }
+    fn scope(&self) -> Scope {
+        Scope::of_environment(&self.name)
     }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         Err(NotMeasured(self.reason.clone()))
@@ -187,6 +196,8 @@ pub struct PeerCommand<'a> {
     pub argv: Box<dyn Fn(usize) -> Vec<OsString> + 'a>,
     /// Launch from [`HiddenCgroup2Thread`] instead of this thread.
     pub via: Option<&'a HiddenCgroup2Thread>,
+    /// Extra environment variables for the command (only without `via`).
+    pub envs: Vec<(OsString, OsString)>,
 }
 
 impl std::fmt::Debug for PeerCommand<'_> {
@@ -203,7 +214,12 @@ impl Environment for PeerCommand<'_> {
     }
     fn launch_once(&mut self, index: usize) -> Result<Sample, NotMeasured> {
         let argv = (self.argv)(index);
-        run_argv(&argv, self.via).map(|c| Sample::value(c.wall_us))
+        if self.envs.is_empty() {
+            return run_argv(&argv, self.via).map(|c| Sample::value(c.wall_us));
+        }
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..]).envs(self.envs.iter().cloned());
+        time_command(&mut cmd).map(Sample::value)
     }
 }
 
@@ -336,13 +352,47 @@ impl Variant {
     /// The row name.
     pub fn name(self) -> &'static str {
         match self {
-            Variant::NamespacesOnly => "isolab-container-ns",
-            Variant::Cgroups => "isolab-container-cgroups",
-            Variant::Overlay => "isolab-container-overlay",
-            Variant::Bridge => "isolab-container-bridge",
-            Variant::UserNs => "isolab-container-userns",
-            Variant::Seccomp => "isolab-container-seccomp",
-            Variant::Full => "isolab-container-full",
+            Variant::NamespacesOnly => "isolab-engine-container-ns",
+            Variant::Cgroups => "isolab-engine-container-cgroups",
+            Variant::Overlay => "isolab-engine-container-overlay",
+            Variant::Bridge => "isolab-engine-container-bridge",
+            Variant::UserNs => "isolab-engine-container-userns",
+            Variant::Seccomp => "isolab-engine-container-seccomp",
+            Variant::Full => "isolab-engine-container-full",
+        }
+    }
+
+    /// What the row's container sets up, in words (its note).
+    pub fn feature(self) -> &'static str {
+        match self {
+            Variant::NamespacesOnly => "docker's namespaces + pivot_root into the rootfs dir",
+            Variant::Cgroups => "namespaces + a memory/pids cgroup",
+            Variant::Overlay => {
+                "namespaces + cgroup + an overlay rootfs (upper/work dirs made and removed inside)"
+            }
+            Variant::Bridge => {
+                "namespaces + cgroup + a veth into a bridge (lease, veth, addresses)"
+            }
+            Variant::UserNs => {
+                "namespaces + cgroup + a user namespace (container root is uid 100000 outside)"
+            }
+            Variant::Seccomp => {
+                "namespaces + cgroup + isolab's default seccomp filter (compiled once, outside)"
+            }
+            Variant::Full => "overlay + cgroups + bridge + seccomp: what `docker run` sets up",
+        }
+    }
+
+    /// The feature's short name (container ids, criterion rows).
+    pub fn short(self) -> &'static str {
+        match self {
+            Variant::NamespacesOnly => "ns",
+            Variant::Cgroups => "cgroups",
+            Variant::Overlay => "overlay",
+            Variant::Bridge => "bridge",
+            Variant::UserNs => "userns",
+            Variant::Seccomp => "seccomp",
+            Variant::Full => "full",
         }
     }
 
@@ -432,7 +482,7 @@ impl<'a> IsolabContainer<'a> {
         let id = format!(
             "bench-{}-{}-{index}",
             std::process::id(),
-            &self.variant.name()[17..]
+            self.variant.short()
         );
         self.run_as(&id)
     }
@@ -507,6 +557,9 @@ pub fn container_phases(outcome: &RunOutcome) -> Vec<(String, f64)> {
 impl Environment for IsolabContainer<'_> {
     fn name(&self) -> String {
         self.variant.name().into()
+    }
+    fn scope(&self) -> Scope {
+        Scope::InProcess
     }
 
     fn prepare(&mut self) -> Result<(), NotMeasured> {
@@ -618,6 +671,9 @@ impl MicroVmStub {
 impl Environment for MicroVmStub {
     fn name(&self) -> String {
         self.name.clone()
+    }
+    fn scope(&self) -> Scope {
+        Scope::InProcess
     }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         kvm_usable()

@@ -5,7 +5,9 @@
 //! **one line per row** (not per sample) with the summary figures, so a row that was not
 //! measured is still a line, with an empty figure columns and its reason. Each figure column is
 //! in the unit named by the `unit` column (`us`, `ns`, `bytes`, …), because rows of different
-//! questions measure different things. Fields are quoted as RFC 4180 says: when they hold a
+//! questions measure different things. `scope` (`whole_process` / `in_process`) and `start`
+//! (`cold` / `warm`, empty off start-up) say how a row was measured. Observations (C5–C10)
+//! are in the JSON only. Fields are quoted as RFC 4180 says: when they hold a
 //! comma, a quote or a line break, with inner quotes doubled.
 
 use crate::schema::{Outcome, Results};
@@ -33,10 +35,12 @@ impl Exporter for JsonExporter {
 pub struct CsvExporter;
 
 /// The CSV header, in column order.
-pub const CSV_COLUMNS: [&str; 16] = [
+pub const CSV_COLUMNS: [&str; 18] = [
     "question",
     "environment",
     "workload",
+    "scope",
+    "start",
     "unit",
     "status",
     "n",
@@ -70,6 +74,8 @@ impl Exporter for CsvExporter {
                 row.question.name().to_string(),
                 row.environment.clone(),
                 row.workload.clone(),
+                row.scope.name().to_string(),
+                row.start.map(|s| s.name()).unwrap_or("").to_string(),
                 row.unit.suffix().to_string(),
             ];
             match &row.result {
@@ -162,7 +168,7 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 1 + results.rows.len());
         assert_eq!(lines[0], CSV_COLUMNS.join(","));
-        assert!(lines[1].starts_with("startup,host,true,us,measured,3,550,510,"));
+        assert!(lines[1].starts_with("startup,host,true,whole_process,warm,us,measured,3,550,510,"));
         assert!(lines[1].ends_with(",0,1,"));
         assert!(lines[3].ends_with(",\"needs \"\"root\"\", sorry\""));
         // Every line has the same number of columns (the quoted comma is inside quotes).

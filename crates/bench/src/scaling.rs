@@ -145,6 +145,12 @@ impl Environment for Concurrent<'_> {
     fn name(&self) -> String {
         self.name.clone()
     }
+    fn scope(&self) -> crate::schema::Scope {
+        match self.target {
+            Target::Command { .. } => crate::schema::Scope::WholeProcess,
+            Target::Container(_) | Target::MicroVm(_) => crate::schema::Scope::InProcess,
+        }
+    }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         match &mut self.target {
             Target::Command { threads, .. } => {
@@ -234,7 +240,7 @@ mod tests {
             return;
         }
         let mut env = Concurrent {
-            name: "isolab-microvm-stub".into(),
+            name: "isolab-engine-microvm-stub".into(),
             n: 2,
             measure: Measure::Latency,
             target: Target::MicroVm(isolab_microvm::StubOptions::default()),

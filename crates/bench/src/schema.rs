@@ -13,6 +13,17 @@
 //! 3. ratios to the host row of the same question and workload, so "near bare-metal" becomes a
 //!    number.
 //!
+//! 4. [`Observation`]s for the claims that are not timings (which kernel a workload sees, whether
+//!    root in a container can write a host file, which limits the kernel enforced): each a
+//!    yes/no the machine answered, with the command and what it printed as evidence.
+//!
+//! Every row says *how* its figure was taken ([`Scope`]): a whole process spawned and waited
+//! for, the way a user launches it, or the library inside the bench process — a "where the
+//! time goes" breakdown that leaves out the launcher's own exec, argument parsing and set-up.
+//! Only whole-process rows are compared across tools. Start-up rows also say whether the start
+//! came after an idle gap or right after another ([`StartKind`]), because on a cgroup v1 host
+//! the first cgroup move after a quiet spell pays an RCU grace period the next ones do not.
+//!
 //! Units live in field names (`_us`, `_ns`, `_bytes`): a reader of the JSON never has to guess.
 //! Each row's samples share one unit, named by [`Row::unit`], because the questions measure
 //! different things (start latency in µs, syscall cost in ns per call, memory in bytes).
@@ -21,8 +32,9 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Bumped when a field is added, removed or changes meaning (2: the `scaling` question).
-pub const SCHEMA_VERSION: u32 = 2;
+/// Bumped when a field is added, removed or changes meaning (2: the `scaling` question; 3:
+/// [`Row::scope`], [`Row::start`], [`Settings::shuffle_seed`], [`Results::observations`]).
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// One whole run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,6 +47,9 @@ pub struct Results {
     pub settings: Settings,
     /// Every row, in the order the questions ran.
     pub rows: Vec<Row>,
+    /// The claims answered by observation rather than timing (C5–C10), in the order checked.
+    #[serde(default)]
+    pub observations: Vec<Observation>,
     /// RFC 3339 UTC time the run started.
     pub started_at: String,
     /// Wall-clock length of the run.
@@ -50,9 +65,16 @@ pub struct Settings {
     pub samples_per_row: usize,
     /// The questions that ran, e.g. `["startup", "memory"]`.
     pub questions: Vec<String>,
+    /// Seed of the PRNG that shuffles the environments' order in every interleaved round
+    /// (`isolab bench --seed N` repeats the same orders).
+    pub shuffle_seed: u64,
+    /// Idle time before each cold-start sample ([`StartKind::Cold`]), in ms.
+    pub cold_gap_ms: u64,
+    /// Samples per cold-start row (each one costs `cold_gap_ms` of waiting).
+    pub cold_samples_per_row: usize,
 }
 
-/// Which of isolab's questions a row answers (the claim ids are in /work/shared/CLAIMS.md).
+/// Which of isolab's questions a row answers (the claim ids are in [`ClaimId`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Question {
@@ -145,12 +167,87 @@ impl Unit {
     }
 }
 
+/// How a row's figure was taken: the difference between what a user sees and where the time
+/// goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// A whole process spawned and waited for (`wait4`), as a user's launch: the tool's exec,
+    /// argument parsing, state and set-up are all inside the figure. The host, every peer
+    /// (crun, runc, bwrap, podman, docker, runsc, QEMU) and the `isolab-cli-*` rows. Only these
+    /// rows are compared across tools and enter headline ratios.
+    WholeProcess,
+    /// isolab's library called inside the bench process (`isolab-engine-*` rows): the engine's
+    /// own steps with their phase breakdown, without the CLI's process around them. A "where
+    /// the time goes" view, never a launch a user sees.
+    InProcess,
+}
+
+/// Prefix of every in-process row's environment name (`isolab-engine-container-ns`, …).
+pub const ENGINE_PREFIX: &str = "isolab-engine-";
+
+impl Scope {
+    /// The scope an environment name implies by the naming rule: `isolab-engine-*` rows are
+    /// the library in-process, every other row is a whole process. For rows that could not
+    /// run (the row's [`Row::scope`] field is authoritative in a result file).
+    pub fn of_environment(name: &str) -> Scope {
+        if name.starts_with(ENGINE_PREFIX) {
+            Scope::InProcess
+        } else {
+            Scope::WholeProcess
+        }
+    }
+
+    /// The name used in the JSON and the CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            Scope::WholeProcess => "whole_process",
+            Scope::InProcess => "in_process",
+        }
+    }
+}
+
+/// Whether a start-up sample followed an idle gap or another start.
+///
+/// On a cgroup v1 host, the first move of a process into a cgroup after a quiet spell waits
+/// for an RCU grace period (several ms); starts right after it do not. A single `docker run`
+/// from a shell sees the cold figure; a burst of starts sees the warm one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StartKind {
+    /// Each sample after [`Settings::cold_gap_ms`] of idle time.
+    Cold,
+    /// Samples back to back in interleaved rounds (the order shuffled in every round).
+    Warm,
+}
+
+impl StartKind {
+    /// The name used in the JSON and the CSV.
+    pub fn name(self) -> &'static str {
+        match self {
+            StartKind::Cold => "cold",
+            StartKind::Warm => "warm",
+        }
+    }
+}
+
 /// One environment running one workload for one question.
+///
+/// A row is identified by (question, environment, workload, start); its [`Scope`] says how it
+/// was measured. Different workloads have different names (busybox `true` exec'd in a rootfs
+/// is `true`; the stub guest's exit-at-once is `stub-true`), and ratios only ever compare
+/// rows of the same workload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     /// What this row answers.
     pub question: Question,
-    /// Where the workload ran: `host`, `isolab-container-ns`, `crun`, `isolab-microvm-stub`, …
+    /// Whole process or in-process (see [`Scope`]).
+    pub scope: Scope,
+    /// Cold or warm start: set on start-up and scaling latency rows, `None` on every other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartKind>,
+    /// Where the workload ran: `host`, `isolab-cli-container`, `isolab-engine-container-ns`,
+    /// `crun`, `isolab-cli-microvm-stub`, …
     pub environment: String,
     /// What ran: `true`, `getpid`, `cpu-loop`, …
     pub workload: String,
@@ -158,8 +255,9 @@ pub struct Row {
     pub unit: Unit,
     /// The samples, or why there are none.
     pub result: Outcome,
-    /// This row's median divided by the host row's median for the same question and workload
-    /// (1.0 for the host itself; absent when either side was not measured).
+    /// This row's median divided by the host row's median for the same question, workload and
+    /// start kind (1.0 for the host itself; absent when either side was not measured, and on
+    /// in-process rows, which are not launches).
     pub ratio_to_host: Option<f64>,
     /// Where the time went, per phase name, as medians over the samples, in µs. The engines
     /// report these (isolab's clone/cgroup/rootfs/exec steps, the VMM's create/memory/vCPU/run).
@@ -197,6 +295,72 @@ impl Outcome {
             Outcome::NotMeasured { .. } => None,
         }
     }
+}
+
+/// A claim of the articles isolab answers (the table is in `docs/claims.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum ClaimId {
+    /// Containers start in seconds, VMs in minutes.
+    C1,
+    /// Containers use fewer resources; more of them fit.
+    C2,
+    /// Containers run at near bare-metal speed.
+    C3,
+    /// Containers reach the kernel with little overhead; VMs pay for the hypervisor.
+    C4,
+    /// VMs isolate better: own kernel; containers share the host kernel.
+    C5,
+    /// Root in a container is root on the host.
+    C6,
+    /// Containers are built from namespaces (+ chroot + cgroups).
+    C7,
+    /// cgroups limit what a process can use.
+    C8,
+    /// Images are copy-on-write layers; commit makes a new layer.
+    C9,
+    /// chroot gives a process its own root filesystem.
+    C10,
+}
+
+/// What one check saw of a claim that is a fact, not a timing.
+///
+/// `check` is a stable id phrased as a statement (`kernel-is-host-kernel`,
+/// `bind-mount-write-as-root`, …) and `outcome` says whether that statement held here. The
+/// `evidence` is what a sceptical reader would want: the command run and what it printed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Observation {
+    /// The claim the check informs.
+    pub claim: ClaimId,
+    /// Stable id of the check, unique within the claim (kebab-case).
+    pub check: String,
+    /// Where it ran: `isolab-cli-container`, `isolab-engine-container-userns`, `gvisor`, …
+    pub environment: String,
+    /// The check's statement in words, so the outcome reads as a sentence.
+    pub statement: String,
+    /// Whether the statement held, or why it could not be checked.
+    pub outcome: Finding,
+    /// The commands run and what they printed (trimmed), or what was read from where.
+    pub evidence: String,
+    /// Figures the check took along the way, keyed by name with the unit as suffix
+    /// (`start_median_us`, `layers_count`, `memory_limit_bytes`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub figures: BTreeMap<String, f64>,
+}
+
+/// The answer of one check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Finding {
+    /// The check ran; `holds` says whether its statement was true here.
+    Observed {
+        /// The statement held.
+        holds: bool,
+    },
+    /// The check could not run here.
+    NotMeasured {
+        /// Why, specifically.
+        reason: String,
+    },
 }
 
 /// The usual robust statistics of a sample set (see [`crate::stats`] for the methods).
@@ -303,10 +467,15 @@ pub(crate) mod tests {
                 quick: true,
                 samples_per_row: 3,
                 questions: vec!["startup".into()],
+                shuffle_seed: 42,
+                cold_gap_ms: 300,
+                cold_samples_per_row: 3,
             },
             rows: vec![
                 Row {
                     question: Question::Startup,
+                    scope: Scope::WholeProcess,
+                    start: Some(StartKind::Warm),
                     environment: "host".into(),
                     workload: "true".into(),
                     unit: Unit::Us,
@@ -320,7 +489,9 @@ pub(crate) mod tests {
                 },
                 Row {
                     question: Question::Startup,
-                    environment: "isolab-container-ns".into(),
+                    scope: Scope::InProcess,
+                    start: Some(StartKind::Warm),
+                    environment: "isolab-engine-container-ns".into(),
                     workload: "true".into(),
                     unit: Unit::Us,
                     result: Outcome::Measured {
@@ -333,6 +504,8 @@ pub(crate) mod tests {
                 },
                 Row {
                     question: Question::Startup,
+                    scope: Scope::WholeProcess,
+                    start: Some(StartKind::Cold),
                     environment: "podman".into(),
                     workload: "true".into(),
                     unit: Unit::Us,
@@ -342,6 +515,28 @@ pub(crate) mod tests {
                     ratio_to_host: None,
                     phases_median_us: BTreeMap::new(),
                     note: None,
+                },
+            ],
+            observations: vec![
+                Observation {
+                    claim: ClaimId::C5,
+                    check: "kernel-is-host-kernel".into(),
+                    environment: "isolab-cli-container".into(),
+                    statement: "uname -r in the container prints the host's release".into(),
+                    outcome: Finding::Observed { holds: true },
+                    evidence: "$ isolab container run --rm -- uname -r\n6.18.0".into(),
+                    figures: BTreeMap::new(),
+                },
+                Observation {
+                    claim: ClaimId::C10,
+                    check: "chroot-escape".into(),
+                    environment: "host".into(),
+                    statement: "a root process escapes a chroot".into(),
+                    outcome: Finding::NotMeasured {
+                        reason: "not root".into(),
+                    },
+                    evidence: String::new(),
+                    figures: BTreeMap::from([("layers_count".to_string(), 8.0)]),
                 },
             ],
             started_at: "2026-11-22T10:00:00Z".into(),
@@ -359,6 +554,10 @@ pub(crate) mod tests {
         assert!(text.contains("\"status\": \"not_measured\""));
         assert!(text.contains("\"reason\": \"podman not installed\""));
         assert!(text.contains("\"question\": \"startup\""));
+        assert!(text.contains("\"scope\": \"whole_process\""));
+        assert!(text.contains("\"start\": \"cold\""));
+        assert!(text.contains("\"claim\": \"C5\""));
+        assert!(text.contains("\"holds\": true"));
     }
 
     #[test]

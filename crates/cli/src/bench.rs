@@ -7,7 +7,7 @@
 
 use anyhow::{bail, Context};
 use isolab_bench::export::{self, CsvExporter, JsonExporter};
-use isolab_bench::{Outcome, Question, Results, RunConfig, Unit};
+use isolab_bench::{Finding, Outcome, Question, Results, RunConfig, Scope, Unit};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -17,9 +17,11 @@ pub struct BenchArgs {
     /// Few samples and only the fast rows (under 2 minutes).
     #[arg(long)]
     pub quick: bool,
-    /// Only these questions, comma-separated: startup, memory, syscall, cpu, scaling.
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    pub only: Vec<Question>,
+    /// Only these questions, comma-separated: startup, memory, syscall, cpu, scaling, and
+    /// observe (the C5–C10 checks: kernel identity, root through a bind mount, namespaces,
+    /// limits enforced, copy-on-write layers, chroot escape).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', value_parser = parse_only)]
+    pub only: Vec<Only>,
     /// Where to write the JSON results.
     #[arg(long, value_name = "FILE", default_value = "isolab-bench.json")]
     pub out: PathBuf,
@@ -39,6 +41,33 @@ pub struct BenchArgs {
     /// Seconds each kind's density fill may keep starting instances.
     #[arg(long, value_name = "SECONDS", default_value_t = 150)]
     pub density_seconds: u64,
+    /// Seed for the order the environments run in within each interleaved round (shuffled
+    /// every round so no row always comes first). Default: a fresh seed, printed and recorded
+    /// in the results; give it again to replay the same orders.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Idle milliseconds before each cold start-up sample (the cold rows show what one start
+    /// on a quiet machine costs; the warm rows, starts back to back).
+    #[arg(long, value_name = "MS", default_value_t = 300)]
+    pub cold_gap_ms: u64,
+}
+
+/// One entry of `--only`: a timed question, or the observations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only {
+    /// A question whose rows are timings.
+    Question(Question),
+    /// The C5–C10 checks.
+    Observe,
+}
+
+fn parse_only(s: &str) -> Result<Only, String> {
+    if s.trim() == isolab_bench::runner::OBSERVE {
+        return Ok(Only::Observe);
+    }
+    s.parse::<Question>()
+        .map(Only::Question)
+        .map_err(|e| format!("{e}, observe"))
 }
 
 /// Runs the bench; returns the process exit code (0: the run finished and its file is written,
@@ -63,13 +92,16 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
             "isolab bench: not root: container rows will be recorded as not measured (run with sudo for them)"
         );
     }
+    let observe = args.only.is_empty() || args.only.contains(&Only::Observe);
     let questions = if args.only.is_empty() {
         Question::ALL.to_vec()
     } else {
         let mut qs = Vec::new();
-        for q in args.only {
-            if !qs.contains(&q) {
-                qs.push(q);
+        for only in args.only {
+            if let Only::Question(q) = only {
+                if !qs.contains(&q) {
+                    qs.push(q);
+                }
             }
         }
         qs
@@ -82,6 +114,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<u8> {
         progress: !args.no_progress && std::io::stderr().is_terminal(),
         density_budget_bytes,
         density_time_limit: std::time::Duration::from_secs(args.density_seconds),
+        seed: args.seed,
+        cold_gap: std::time::Duration::from_millis(args.cold_gap_ms),
+        observe,
     };
     let results = isolab_bench::run(&config)?;
     export::write_file(&JsonExporter, &results, &args.out)
@@ -137,14 +172,23 @@ fn print_table(results: &Results) {
             None => "unknown",
         }
     );
+    println!(
+        "order shuffled every round with seed {} (--seed to replay); cold rows: {} ms idle \
+         before each start; scope: proc = a whole process spawned and waited for, lib = \
+         isolab's library in the bench process (where the time goes, not a launch)",
+        results.settings.shuffle_seed, results.settings.cold_gap_ms
+    );
     let mut last: Option<Question> = None;
+    let mut last_note: Option<&str> = None;
     for row in &results.rows {
         if last != Some(row.question) {
             println!(
-                "\n{:<12} {:<28} {:<18} {:>12} {:>12} {:>12} {:>8}",
+                "\n{:<10} {:<34} {:<22} {:<5} {:<4} {:>11} {:>11} {:>11} {:>7}",
                 row.question.name(),
                 "environment",
                 "workload",
+                "start",
+                "scope",
                 "median",
                 "p10",
                 "p90",
@@ -152,12 +196,18 @@ fn print_table(results: &Results) {
             );
             last = Some(row.question);
         }
+        let start = row.start.map(|s| s.name()).unwrap_or("");
+        let scope = match row.scope {
+            Scope::WholeProcess => "proc",
+            Scope::InProcess => "lib",
+        };
+        let lead = format!(
+            "{:<10} {:<34} {:<22} {:<5} {:<4}",
+            "", row.environment, row.workload, start, scope
+        );
         match &row.result {
             Outcome::Measured { summary, .. } => println!(
-                "{:<12} {:<28} {:<18} {:>12} {:>12} {:>12} {:>8}",
-                "",
-                row.environment,
-                row.workload,
+                "{lead} {:>11} {:>11} {:>11} {:>7}",
                 human(summary.median, row.unit),
                 human(summary.p10, row.unit),
                 human(summary.p90, row.unit),
@@ -165,10 +215,37 @@ fn print_table(results: &Results) {
                     .map(|r| format!("{r:.2}"))
                     .unwrap_or_else(|| "-".into())
             ),
-            Outcome::NotMeasured { reason } => println!(
-                "{:<12} {:<28} {:<18} not measured: {reason}",
-                "", row.environment, row.workload
-            ),
+            Outcome::NotMeasured { reason } => println!("{lead} not measured: {reason}"),
         }
+        // A row's cold twin carries the same note: print it once.
+        if let Some(note) = row.note.as_deref().filter(|n| Some(*n) != last_note) {
+            println!("{:<11}  └ {note}", "");
+        }
+        last_note = row.note.as_deref();
+    }
+    print_observations(results);
+}
+
+fn print_observations(results: &Results) {
+    if results.observations.is_empty() {
+        return;
+    }
+    println!(
+        "\n{:<5} {:<34} {:<30} outcome",
+        "claim", "check", "environment"
+    );
+    for o in &results.observations {
+        let outcome = match &o.outcome {
+            Finding::Observed { holds: true } => "yes".to_string(),
+            Finding::Observed { holds: false } => "no".to_string(),
+            Finding::NotMeasured { reason } => format!("not measured: {reason}"),
+        };
+        println!(
+            "{:<5} {:<34} {:<30} {outcome}",
+            format!("{:?}", o.claim),
+            o.check,
+            o.environment
+        );
+        println!("{:<5}  └ {}", "", o.statement);
     }
 }

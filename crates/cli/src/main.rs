@@ -8,6 +8,7 @@ mod container;
 mod image;
 mod lab;
 mod process_clock;
+mod report;
 mod vm;
 
 use clap::{Parser, Subcommand};
@@ -45,6 +46,8 @@ enum Command {
     /// Classroom labs: the ladder of isolation, one rung each, run and checked on this machine.
     #[command(subcommand)]
     Lab(lab::LabCommand),
+    /// Turn results files into one HTML page: the articles' claims judged, with charts.
+    Report(report::ReportArgs),
     /// Turn a container's changes into a new image (its writable layer becomes a new
     /// read-only layer on top of the image's): the articles' "docker commit ≈ git commit".
     Commit {
@@ -67,6 +70,7 @@ fn main() -> ExitCode {
         Command::Vm(cmd) => vm::run(cmd),
         Command::Bench(args) => bench::run(args),
         Command::Lab(cmd) => lab::run(cmd),
+        Command::Report(args) => report::run(args),
         Command::Commit {
             container,
             new_image,

@@ -2,7 +2,7 @@
 //! container and microVM rows hold measured numbers (or, for what this host cannot do, a
 //! reason), and that file must parse back into the schema.
 
-use isolab_bench::{Outcome, Question, Results, Unit};
+use isolab_bench::{Outcome, Question, Results, Scope, StartKind, Unit};
 use std::process::Command;
 
 fn isolab() -> Command {
@@ -13,7 +13,7 @@ fn row<'a>(results: &'a Results, env: &str) -> &'a isolab_bench::Row {
     results
         .rows
         .iter()
-        .find(|r| r.environment == env && r.workload == "true")
+        .find(|r| r.environment == env && r.workload == "true" && r.start != Some(StartKind::Cold))
         .unwrap_or_else(|| panic!("no {env} row in the results"))
 }
 
@@ -66,7 +66,7 @@ fn quick_startup_bench_writes_a_measured_result_file() {
         "isolab bench failed: {}\n{stdout}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("isolab-container-ns"), "{stdout}");
+    assert!(stdout.contains("isolab-engine-container-ns"), "{stdout}");
 
     let results: Results = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
     assert_eq!(results.schema_version, isolab_bench::schema::SCHEMA_VERSION);
@@ -77,26 +77,51 @@ fn quick_startup_bench_writes_a_measured_result_file() {
     assert_measured(&results, "host");
     assert_eq!(row(&results, "host").ratio_to_host, Some(1.0));
     for env in [
-        "isolab-container-ns",
-        "isolab-container-cgroups",
-        "isolab-container-overlay",
-        "isolab-container-seccomp",
+        "isolab-engine-container-ns",
+        "isolab-engine-container-cgroups",
+        "isolab-engine-container-overlay",
+        "isolab-engine-container-seccomp",
     ] {
         assert_measured(&results, env);
-        assert!(row(&results, env).ratio_to_host.is_some());
-        assert!(row(&results, env).phases_median_us.contains_key("clone_us"));
+        let r = row(&results, env);
+        // In-process rows: a breakdown, labelled, never divided by the host's launch.
+        assert_eq!(r.scope, Scope::InProcess);
+        assert_eq!(r.ratio_to_host, None);
+        assert!(r.note.as_deref().unwrap_or("").contains("library"));
+        assert!(r.phases_median_us.contains_key("clone_us"));
     }
-    // The microVM: measured where /dev/kvm opens, otherwise a reason, never dropped.
-    let vm = row(&results, "isolab-microvm-stub");
-    if std::fs::File::open("/dev/kvm").is_ok() {
-        assert_measured(&results, "isolab-microvm-stub");
-        assert!(vm.phases_median_us.contains_key("create_vm_us"));
-    } else {
-        assert!(matches!(&vm.result, Outcome::NotMeasured { reason } if !reason.is_empty()));
+    // The whole-process isolab row: the CLI launched like the peers, with a ratio.
+    assert_measured(&results, "isolab-cli-container");
+    let cli = row(&results, "isolab-cli-container");
+    assert_eq!(cli.scope, Scope::WholeProcess);
+    assert!(cli.ratio_to_host.is_some());
+    // Cold rows beside the warm ones, for the whole-process rows.
+    for env in ["host", "isolab-cli-container"] {
+        assert!(
+            results.rows.iter().any(|r| r.environment == env
+                && r.start == Some(StartKind::Cold)
+                && r.result.summary().is_some()),
+            "no measured cold row for {env}"
+        );
+    }
+    // The microVMs: measured where /dev/kvm opens, otherwise a reason, never dropped; the
+    // stub's workload is its own, never busybox `true`.
+    for env in ["isolab-engine-microvm-stub", "isolab-cli-microvm-stub"] {
+        let vm = results
+            .rows
+            .iter()
+            .find(|r| r.environment == env && r.workload == "stub-true")
+            .unwrap_or_else(|| panic!("no {env} stub-true row"));
+        if std::fs::File::open("/dev/kvm").is_ok() {
+            assert!(vm.result.summary().is_some(), "{env}: {:?}", vm.result);
+            assert_eq!(vm.ratio_to_host, None);
+        } else {
+            assert!(matches!(&vm.result, Outcome::NotMeasured { reason } if !reason.is_empty()));
+        }
     }
     // The Linux boot rows: measured where the guest kernel, /dev/kvm and QEMU are here,
     // otherwise a reason — never dropped.
-    for env in ["isolab-microvm-linux", "qemu-microvm"] {
+    for env in ["isolab-cli-microvm-linux", "qemu-microvm"] {
         let r = results
             .rows
             .iter()
@@ -174,7 +199,7 @@ fn density_fills_a_small_budget_and_cleans_up() {
         String::from_utf8_lossy(&out.stderr)
     );
     let results: Results = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
-    for env in ["isolab-container-cgroups", "isolab-microvm-stub-cli"] {
+    for env in ["isolab-engine-container-cgroups", "isolab-cli-microvm-stub"] {
         let count = results
             .rows
             .iter()
