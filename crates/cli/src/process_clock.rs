@@ -5,7 +5,7 @@
 //! starts, the arguments are parsed, the store is opened. No clock inside a process can see
 //! the `execve` that created it: the kernel records a process's start time only in clock ticks
 //! (`/proc/self/stat` field 22, 10 ms apart). What it does count precisely is the CPU time the
-//! process has used since it was forked, so at the top of `main` `utime + stime` is the cost of
+//! process has used since it was forked, so at the top of `main` its CPU-time clock is the cost of
 //! exec, loading and runtime start on an otherwise idle CPU. The rest is measured on the
 //! monotonic clock from the first line of `main`.
 
@@ -24,19 +24,19 @@ pub fn before_main() -> Duration {
     MAIN_ENTRY.get().map(|e| e.1).unwrap_or_default()
 }
 
-/// Time since the first line of `main`.
-pub fn since_main() -> Duration {
-    MAIN_ENTRY.get().map(|e| e.0.elapsed()).unwrap_or_default()
+/// The first instant of `main`.
+pub fn main_entry() -> Instant {
+    MAIN_ENTRY.get().map(|e| e.0).unwrap_or_else(Instant::now)
 }
 
+/// Time since the first line of `main`.
+pub fn since_main() -> Duration {
+    main_entry().elapsed()
+}
+
+/// `CLOCK_PROCESS_CPUTIME_ID`: user + system time of every thread so far, in nanoseconds.
 fn cpu_time_so_far() -> Duration {
-    match nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF) {
-        Ok(u) => {
-            let us = |t: nix::sys::time::TimeVal| {
-                Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
-            };
-            us(u.user_time()) + us(u.system_time())
-        }
-        Err(_) => Duration::ZERO,
-    }
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_PROCESS_CPUTIME_ID)
+        .map(Duration::from)
+        .unwrap_or_default()
 }

@@ -97,11 +97,10 @@ pub struct RunArgs {
 pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     match cmd {
         VmCommand::Run(args) => {
-            let clock = ProcessClock::now();
             if args.guest.is_some() {
-                run_stub(*args, clock)
+                run_stub(*args)
             } else {
-                run_kernel(*args, clock)
+                run_kernel(*args)
             }
         }
         VmCommand::StubImage { out } => {
@@ -126,7 +125,7 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
 }
 
 /// `vm run --guest stub:WORKLOAD`.
-fn run_stub(args: RunArgs, clock: ProcessClock) -> anyhow::Result<u8> {
+fn run_stub(args: RunArgs) -> anyhow::Result<u8> {
     let guest = args.guest.as_deref().unwrap_or_default();
     let Some(name) = guest.strip_prefix("stub:") else {
         bail!("--guest takes stub:WORKLOAD (e.g. stub:true); boot Linux with --kernel");
@@ -171,13 +170,13 @@ fn run_stub(args: RunArgs, clock: ProcessClock) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     }
     if args.timings {
-        clock.print(&report.timings, booted_at);
+        print_timings(&report.timings, booted_at);
     }
     Ok(code)
 }
 
 /// `vm run --kernel IMAGE`.
-fn run_kernel(args: RunArgs, clock: ProcessClock) -> anyhow::Result<u8> {
+fn run_kernel(args: RunArgs) -> anyhow::Result<u8> {
     let Some(kernel) = args.kernel else {
         bail!("nothing to boot: give --kernel PATH (Linux) or --guest stub:WORKLOAD");
     };
@@ -216,7 +215,7 @@ fn run_kernel(args: RunArgs, clock: ProcessClock) -> anyhow::Result<u8> {
         println!("{}", serde_json::to_string_pretty(&out)?);
     }
     if args.timings {
-        clock.print(&report.timings, booted_at);
+        print_timings(&report.timings, booted_at);
         let how = match report.exit {
             GuestExit::PowerOff => "powered off".to_string(),
             GuestExit::Reset => "rebooted".to_string(),
@@ -245,67 +244,44 @@ fn run_until(config: &VmConfig, text: String) -> anyhow::Result<isolab_microvm::
     result.context("microVM failed")
 }
 
-/// Where a `vm run` process spends its time, from exec to its last output.
-///
-/// Exec → here cannot be read off a wall clock from inside the process (/proc/self/stat's
-/// start time has 10 ms ticks), so it is the CPU time the process has used so far
-/// (CLOCK_PROCESS_CPUTIME_ID: the dynamic loader, Rust's start-up, argument parsing). That
-/// part is CPU-bound, so CPU time is its wall time unless the process was preempted.
-/// Everything after is wall-clock time. What follows the last line (returning from main,
-/// exit_group, the parent's wait) is not in it: `scripts/vm-startup.sh` times the whole
-/// process from outside.
-struct ProcessClock {
-    cpu_before: Duration,
-    at: Instant,
-}
-
-impl ProcessClock {
-    fn now() -> Self {
-        let mut ts = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: clock_gettime writes one timespec into `ts`, which is valid and writable.
-        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
-        ProcessClock {
-            cpu_before: Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
-            at: Instant::now(),
-        }
-    }
-
-    fn print(&self, t: &PhaseTimings, booted_at: Instant) {
-        let at = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-        let us = |d: Duration| d.as_micros();
-        // The VM's own clock starts inside the boot call; the rest of the wall time there is
-        // the library's preparation (options, guest image) and, after, building the report.
-        let in_boot = Duration::from_micros(t.total_us);
-        let boot_call = booted_at.elapsed();
-        eprintln!("phase                                 µs");
-        eprintln!("exec → vm run (CPU time)       {:>10}", us(self.cpu_before));
-        eprintln!(
-            "vm run → boot call             {:>10}",
-            us(booted_at - self.at)
-        );
-        eprintln!("create VM                      {:>10}", t.create_vm_us);
-        eprintln!("guest memory                   {:>10}", t.memory_us);
-        eprintln!("irqchip + PIT                  {:>10}", t.irqchip_us);
-        eprintln!("vCPUs                          {:>10}", t.vcpus_us);
-        eprintln!("load guest + boot params       {:>10}", t.load_us);
-        eprintln!("first KVM_RUN               at {:>10}", t.first_run_at_us);
-        eprintln!("kernel banner               at {:>10}", at(t.banner_at_us));
-        eprintln!("init reached                at {:>10}", at(t.init_at_us));
-        eprintln!("exit                        at {:>10}", t.exit_at_us);
-        eprintln!("teardown                       {:>10}", t.teardown_us);
-        eprintln!("VM total                       {:>10}", t.total_us);
-        eprintln!(
-            "library + output outside VM    {:>10}",
-            us(boot_call.saturating_sub(in_boot))
-        );
-        eprintln!(
-            "process total to here          {:>10}",
-            us(self.cpu_before + self.at.elapsed())
-        );
-    }
+/// Where a `vm run` process spends its time, from exec to its last output: the CPU time
+/// before `main` and the wall clock from `main` on (see `process_clock`). What follows the
+/// last line (returning from main, exit_group, the parent's wait) is not in it:
+/// `scripts/vm-startup.sh` times the whole process from outside.
+fn print_timings(t: &PhaseTimings, booted_at: Instant) {
+    let at = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+    let us = |d: Duration| d.as_micros();
+    // The VM's own clock starts inside the boot call; the rest of the wall time there is
+    // the library's preparation (options, guest image) and, after, building the report.
+    let in_boot = Duration::from_micros(t.total_us);
+    let boot_call = booted_at.elapsed();
+    eprintln!("phase                                 µs");
+    let main_entry = crate::process_clock::main_entry();
+    let before_main = crate::process_clock::before_main();
+    eprintln!("exec → main (CPU time)         {:>10}", us(before_main));
+    eprintln!(
+        "main → boot call               {:>10}",
+        us(booted_at - main_entry)
+    );
+    eprintln!("create VM                      {:>10}", t.create_vm_us);
+    eprintln!("guest memory                   {:>10}", t.memory_us);
+    eprintln!("irqchip + PIT                  {:>10}", t.irqchip_us);
+    eprintln!("vCPUs                          {:>10}", t.vcpus_us);
+    eprintln!("load guest + boot params       {:>10}", t.load_us);
+    eprintln!("first KVM_RUN               at {:>10}", t.first_run_at_us);
+    eprintln!("kernel banner               at {:>10}", at(t.banner_at_us));
+    eprintln!("init reached                at {:>10}", at(t.init_at_us));
+    eprintln!("exit                        at {:>10}", t.exit_at_us);
+    eprintln!("teardown                       {:>10}", t.teardown_us);
+    eprintln!("VM total                       {:>10}", t.total_us);
+    eprintln!(
+        "library + output outside VM    {:>10}",
+        us(boot_call.saturating_sub(in_boot))
+    );
+    eprintln!(
+        "process total to here          {:>10}",
+        us(before_main + main_entry.elapsed())
+    );
 }
 
 fn describe_figure(figure: &isolab_microvm::Figure) -> String {

@@ -39,7 +39,7 @@ fn stub_true_runs_and_prints_timings() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("stub:true: exited"), "{stdout}");
     for phase in [
-        "exec → vm run (CPU time)",
+        "exec → main (CPU time)",
         "create VM",
         "first KVM_RUN",
         "teardown",
