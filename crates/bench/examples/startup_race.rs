@@ -9,11 +9,16 @@
 //! care); the host's own mounts are untouched.
 //!
 //! Peak RSS comes from `wait4`'s rusage: the largest resident set of the launcher and of every
-//! descendant it waited for, the same figure `/usr/bin/time -f %M` prints.
+//! descendant it waited for, the same figure `/usr/bin/time -f %M` prints. The kernel folds the
+//! spawning process's own resident set into that maximum when a vforked child execs, so a
+//! figure at this process's floor (about 2 MiB: `/bin/true`'s row shows it) means "no more
+//! than that"; isolab's and crun's launchers sit above it.
 //!
 //! ```text
 //! cargo build --release -p isolab-cli
 //! cargo run --release -p isolab-bench --example startup_race -- [ROUNDS] [GAP_MS]
+//! make dist && ISOLAB=target/x86_64-unknown-linux-gnu/dist/isolab \
+//!     cargo run --release -p isolab-bench --example startup_race   # the binary users run
 //! ```
 //! ROUNDS defaults to 40. GAP_MS (default 0) sleeps between launches: 0 measures warm starts
 //! (back to back, a burst), 300 measures cold ones (what a single `docker run` sees).
@@ -40,9 +45,12 @@ fn main() {
         eprintln!("startup_race: run as root (containers need namespaces and cgroups)");
         std::process::exit(1);
     }
-    let isolab = std::env::current_exe()
-        .ok()
-        .and_then(|p| Some(p.parent()?.parent()?.join("isolab")))
+    let isolab = std::env::var_os("ISOLAB")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let exe = std::env::current_exe().ok()?;
+            Some(exe.parent()?.parent()?.join("isolab"))
+        })
         .filter(|p| p.exists())
         .unwrap_or_else(|| {
             eprintln!("startup_race: build the CLI first: cargo build --release -p isolab-cli");
