@@ -101,16 +101,32 @@ pub(crate) fn apply_limits(
     Ok(())
 }
 
-/// Replays `rules` into `devices.allow` / `devices.deny`, one line per write (the kernel parses
-/// one rule per write). A leading deny-all (`a`) resets the list to "nothing allowed".
+/// Replays `rules` into `devices.allow` / `devices.deny`, one line per write(2) (the kernel
+/// parses one rule per write) on the two files opened once. A leading deny-all (`a`) resets the
+/// list to "nothing allowed".
 fn apply_devices(dir: &Path, rules: &[crate::devices::DeviceRule]) -> Result<(), CgroupError> {
+    use std::io::Write;
+    let open = |name: &str| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.join(name))
+            .map_err(|e| CgroupError::io("open", dir.join(name), e))
+    };
+    let mut allow = open("devices.allow")?;
+    let mut deny = open("devices.deny")?;
     for rule in rules {
-        let file = if rule.allow {
-            "devices.allow"
+        let (file, name) = if rule.allow {
+            (&mut allow, "devices.allow")
         } else {
-            "devices.deny"
+            (&mut deny, "devices.deny")
         };
-        put(dir, file, rule.v1_line().as_bytes())?;
+        let line = rule.v1_line();
+        file.write_all(line.as_bytes())
+            .map_err(|source| CgroupError::Write {
+                path: dir.join(name),
+                value: line,
+                source,
+            })?;
     }
     Ok(())
 }

@@ -154,6 +154,8 @@ pub struct RunArgs {
     #[arg(short = 'u', long, value_name = "UID[:GID]")]
     pub user: Option<String>,
     /// Add capabilities to the default set (docker's 14), e.g. NET_ADMIN or SYS_ADMIN; ALL.
+    /// As in docker, an added capability also lifts the seccomp rules tied to it (SYS_ADMIN:
+    /// mount, setns, unshare, bpf...; SYS_TIME: settimeofday; SYS_MODULE: init_module).
     #[arg(long, value_name = "CAP", value_delimiter = ',')]
     pub cap_add: Vec<String>,
     /// Drop capabilities from the default set, e.g. NET_RAW; ALL leaves root with none.

@@ -283,3 +283,39 @@ fn bundle_rlimit_soft_above_hard_is_refused() {
         "{err}"
     );
 }
+
+/// Rootless (an ordinary user, --userns): the seccomp filter and the read-only and masked paths
+/// still apply; --seccomp unconfined lifts the filter there too.
+#[test]
+fn rootless_containers_keep_the_filter_and_read_only_proc_sys() {
+    if !can_run() || !Path::new("/usr/bin/setpriv").exists() {
+        eprintln!("skipped: needs root to become nobody, and setpriv");
+        return;
+    }
+    let home = tempfile::tempdir().unwrap();
+    std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).unwrap();
+    let as_nobody = |extra: &[&str]| {
+        let script = "(echo x > /proc/sys/kernel/domainname) 2>/dev/null; echo \"ro: $?\"; \
+                      unshare -U true 2>/dev/null; echo \"unshare: $?\"; \
+                      echo \"timer: $(wc -c < /proc/timer_list)\"";
+        let out = Command::new("/usr/bin/setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(env!("CARGO_BIN_EXE_isolab"))
+            .args(["container", "run", "--rm", "--userns"])
+            .args(extra)
+            .args(["--", "sh", "-c", script])
+            .env("ISOLAB_HOME", home.path())
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        text(&out.stdout)
+    };
+    let o = as_nobody(&[]);
+    assert_eq!(field(&o, "ro"), "1", "{o}");
+    assert_eq!(field(&o, "unshare"), "1", "{o}");
+    assert_eq!(field(&o, "timer"), "0", "{o}");
+    let o = as_nobody(&["--seccomp", "unconfined"]);
+    assert_eq!(field(&o, "unshare"), "0", "{o}");
+}
