@@ -13,6 +13,7 @@
 //! `--rm` start: the long tail of a start-up is made of exactly such waits.
 
 use super::*;
+
 /// Where one container's files are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ContainerDirs {
