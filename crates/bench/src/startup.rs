@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub const STUB_TRUE: &str = "stub-true";
 
 /// The note on every in-process row.
-pub fn engine_note(what: &str) -> String {
+pub(crate) fn engine_note(what: &str) -> String {
     format!(
         "isolab's library inside the bench process (where the time goes), not a launch a user \
          sees: {what}"
