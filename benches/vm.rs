@@ -1,4 +1,5 @@
-//! microVM startup: isolab's stub guest (create → first guest instruction → exit), and a Linux
+//! microVM startup: isolab's stub guest (create → first guest instruction → exit, in-process,
+//! with and without a CPUID table), and a Linux
 //! kernel to its banner, isolab against `qemu-system-x86_64 -M microvm` with the same kernel,
 //! initrd and command line, side by side in one run.
 //!
@@ -37,6 +38,35 @@ fn stub(c: &mut Criterion) {
             total
         })
     });
+    group.finish();
+
+    // Where the in-process launch goes with and without a CPUID table (KVM_GET_SUPPORTED_CPUID
+    // once per process, KVM_SET_CPUID2 per vCPU), which the stub never reads but Linux needs.
+    let mut group = c.benchmark_group("microvm-engine");
+    group
+        .sampling_mode(SamplingMode::Flat)
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(3));
+    for cpuid in [false, true] {
+        let options = StubOptions {
+            cpuid,
+            ..StubOptions::default()
+        };
+        let name = if cpuid { "cpuid" } else { "no-cpuid" };
+        group.bench_function(BenchmarkId::new("stub-true", name), |b| {
+            b.iter_custom(|n| {
+                (0..n)
+                    .map(|_| {
+                        let t = Instant::now();
+                        let report = boot_stub(Workload::True, options).expect("stub VM");
+                        let elapsed = t.elapsed();
+                        std::hint::black_box(report);
+                        elapsed
+                    })
+                    .sum()
+            })
+        });
+    }
     group.finish();
 }
 

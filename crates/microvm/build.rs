@@ -3,7 +3,7 @@
 //! needed: `cc` assembles and links with our own linker script (no libc, no dynamic loader).
 
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
@@ -14,18 +14,13 @@ fn main() {
     let script = stub_dir.join("stub.ld");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     let elf = out_dir.join("isolab-stub.elf");
-    println!("cargo:rerun-if-changed={}", source.display());
-    println!("cargo:rerun-if-changed={}", script.display());
-
-    let status = Command::new(env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none"])
-        .arg(format!("-Wl,-T,{}", script.display()))
-        .arg("-o")
-        .arg(&elf)
-        .arg(&source)
-        .status()
-        .expect("running cc to assemble guests/stub/stub.S");
-    assert!(status.success(), "assembling guests/stub/stub.S failed");
+    assemble(&source, &script, &elf);
+    // The PVH image of the stub: what QEMU and isolab both boot (stub/pvh.rs).
+    assemble(
+        &stub_dir.join("pvh.S"),
+        &stub_dir.join("pvh.ld"),
+        &out_dir.join("isolab-stub-pvh.elf"),
+    );
 
     // The VMM needs the syscall entry point for MSR_LSTAR: take it from the symbol table.
     let nm = Command::new("nm")
@@ -46,4 +41,19 @@ fn main() {
         "/// Guest address of `{wanted}` in the stub guest (MSR_LSTAR).\npub const SYSCALL_ENTRY: u64 = {addr:#x};\n"
     );
     std::fs::write(out_dir.join("stub_symbols.rs"), consts).expect("writing stub_symbols.rs");
+}
+
+/// Assembles and links `source` with the linker script `script` into a static ELF at `elf`.
+fn assemble(source: &Path, script: &Path, elf: &Path) {
+    println!("cargo:rerun-if-changed={}", source.display());
+    println!("cargo:rerun-if-changed={}", script.display());
+    let status = Command::new(env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-nostdlib", "-static", "-no-pie", "-Wl,--build-id=none"])
+        .arg(format!("-Wl,-T,{}", script.display()))
+        .arg("-o")
+        .arg(elf)
+        .arg(source)
+        .status()
+        .unwrap_or_else(|e| panic!("running cc to assemble {}: {e}", source.display()));
+    assert!(status.success(), "assembling {} failed", source.display());
 }

@@ -8,7 +8,7 @@
  * vCPU directly in user mode (CPL3) for every workload except the CPL0 probe, so almost no
  * guest kernel-mode instruction ever runs.
  *
- * Calling convention (set by the VMM in the vCPU registers, see crates/microvm/src/stub.rs):
+ * Calling convention (set by the VMM in the vCPU registers, see crates/microvm/src/stub/mod.rs, StubGuest):
  *   rdi = workload id, rsi = iteration count, rdx = buffer address, rcx = buffer bytes,
  *   rsp = top of the stub stack.
  * Reporting (I/O ports, each write is one VM exit the VMM handles):
@@ -17,13 +17,14 @@
  *   0x601 MARK  : the VMM timestamps a phase boundary (al = mark number)
  *   0x602 NOP   : the port-I/O exit loop's target; the VMM just resumes the guest
  *   0x603 OUTCOME: al = a code for "this host cannot run that"; the VM stops
- * Figures that the guest measures itself (TSC cycles) go to the results page at 0x5000.
+ *   0x604 RESULT: a figure the guest measured itself (TSC cycles), as two 32-bit writes of eax,
+ *                 low half first
  */
     .set PORT_EXIT,    0x600
     .set PORT_MARK,    0x601
     .set PORT_NOP,     0x602
     .set PORT_OUTCOME, 0x603
-    .set RESULTS,      0x5000
+    .set PORT_RESULT,  0x604
     .set MMIO_NOP,     0xd0001000
     .set OUTCOME_SYSCALL_IN_CPL3, 1
 
@@ -34,6 +35,15 @@
     ud2
     .endm
 
+    /* Reports the 64-bit value in rdx through the RESULT port (clobbers rax, rdx). */
+    .macro report_rdx
+    mov %rdx, %rax
+    mov $PORT_RESULT, %dx
+    out %eax, %dx
+    shr $32, %rax
+    out %eax, %dx
+    .endm
+
     .macro mark n
     mov $\n, %al
     mov $PORT_MARK, %dx
@@ -41,7 +51,7 @@
     .endm
 
     /* The CPU loop body: shared, instruction for instruction, with the host reference in
-     * crates/microvm/src/stub.rs (host_cpu_loop), so the two can be compared. */
+     * crates/microvm/src/stub/host.rs (host_cpu_loop), so the two can be compared. */
     .macro cpu_loop
     xor %eax, %eax
     mov $1, %edx
@@ -201,7 +211,7 @@ w_cpl0_probe:
     shl $32, %rdx
     or %rax, %rdx
     sub %r13, %rdx
-    mov %rdx, RESULTS           /* results[0] = CPL0 cycles */
+    report_rdx                  /* result 0: CPL0 cycles */
     /* sysretq: RIP from RCX, RFLAGS (IOPL=3) from R11, CS/SS from STAR. */
     lea probe_cpl3(%rip), %rcx
     mov $0x3002, %r11
@@ -217,7 +227,7 @@ probe_cpl3:
     shl $32, %rdx
     or %rax, %rdx
     sub %r13, %rdx
-    mov %rdx, RESULTS+8         /* results[1] = CPL3 cycles */
+    report_rdx                  /* result 1: CPL3 cycles */
     exit_guest 0
 
 /* hang: a guest that never exits; the VMM's watchdog must stop it. */

@@ -3,7 +3,11 @@
 //! The VMM itself lives in the isolab-microvm crate; this module turns command-line flags into
 //! a `VmConfig`, prints the console / figure / phase timings, and picks the exit code:
 //! 0 = the guest powered off, rebooted or the stub finished; 2 = the stub workload cannot run
-//! on this host (the reason is printed); any error = one line and a non-zero code (from main).
+//! on this host (the reason is printed); V = the guest wrote V to `--debug-exit`; any error =
+//! one line and a non-zero code (from main).
+//!
+//! `vm run` is a start-up path users time as a whole process, so it does only what the VM
+//! needs: no image store, no cgroups, no bench code; the stub path starts no thread.
 
 use anyhow::{bail, Context};
 use isolab_microvm::{
@@ -11,12 +15,21 @@ use isolab_microvm::{
     Platform, StubOptions, VmConfig, Workload, WorkloadOutcome,
 };
 use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 /// The `isolab vm` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum VmCommand {
     /// Boot a Linux kernel (--kernel) or the stub guest (--guest stub:WORKLOAD) and run it.
     Run(Box<RunArgs>),
+    /// Write the stub guest's PVH image: an ELF that both `isolab vm run --kernel FILE
+    /// --debug-exit` and `qemu-system-x86_64 -M microvm -kernel FILE -device
+    /// isa-debug-exit,iobase=0xf4,iosize=4` boot, to compare the two VMMs on the same guest.
+    StubImage {
+        /// Where to write it.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
     /// Show which KVM this host has and whether guest kernel mode runs natively.
     Platform {
         /// Skip the CPL0 probe (which boots a stub VM for a few milliseconds).
@@ -43,9 +56,10 @@ pub struct RunArgs {
     /// Number of vCPUs.
     #[arg(long, default_value_t = 1)]
     vcpus: u8,
-    /// Guest memory (K, M or G suffix).
-    #[arg(long, default_value = "256M")]
-    memory: String,
+    /// Guest memory (K, M or G suffix); default 256M for a kernel, 64M for the stub guest
+    /// (its largest default buffer is 32M: KVM's per-VM bookkeeping grows with the size).
+    #[arg(long)]
+    memory: Option<String>,
     /// isolab's own guest: stub:true|syscall|pio|mmio|cpu|memory|cpl0-probe|hang|triple-fault.
     #[arg(long, value_name = "stub:WORKLOAD")]
     guest: Option<String>,
@@ -58,9 +72,14 @@ pub struct RunArgs {
     /// Write the serial console to this file instead of stdout.
     #[arg(long, value_name = "FILE")]
     console: Option<PathBuf>,
-    /// Print phase timings (create, load, first KVM_RUN, banner, init, exit) to stderr.
+    /// Print where the time went to stderr: process start to here (CPU time), then the VM's
+    /// phases (create, load, first KVM_RUN, banner, init, exit, teardown), then the output.
     #[arg(long)]
     timings: bool,
+    /// Attach QEMU's isa-debug-exit device at port 0xf4: a guest write of V stops the VM and
+    /// isolab exits with V (see `isolab vm stub-image`).
+    #[arg(long, requires = "kernel")]
+    debug_exit: bool,
     /// Print the result as JSON on stdout.
     #[arg(long)]
     json: bool,
@@ -77,7 +96,19 @@ pub struct RunArgs {
 /// Runs one `isolab vm` subcommand; returns the process exit code.
 pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     match cmd {
-        VmCommand::Run(args) => run_vm(*args),
+        VmCommand::Run(args) => {
+            let clock = ProcessClock::now();
+            if args.guest.is_some() {
+                run_stub(*args, clock)
+            } else {
+                run_kernel(*args, clock)
+            }
+        }
+        VmCommand::StubImage { out } => {
+            std::fs::write(&out, isolab_microvm::stub::pvh_elf())
+                .with_context(|| format!("writing the stub image to {}", out.display()))?;
+            Ok(0)
+        }
         VmCommand::Platform { no_probe, json } => {
             let platform = if no_probe {
                 Platform::detect_static()
@@ -94,54 +125,65 @@ pub fn run(cmd: VmCommand) -> anyhow::Result<u8> {
     }
 }
 
-fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
-    let memory_bytes = parse_memory_size(&args.memory)?;
-    let timeout = parse_duration(&args.timeout)?;
-    if let Some(guest) = &args.guest {
-        let Some(name) = guest.strip_prefix("stub:") else {
-            bail!("--guest takes stub:WORKLOAD (e.g. stub:true); boot Linux with --kernel");
-        };
-        let workload: Workload = name.parse()?;
-        if args.vcpus == 0 {
-            bail!("invalid VM configuration: a VM needs at least 1 vCPU (got 0)");
-        }
-        if args.vcpus != 1 {
-            bail!(
-                "the stub guest runs on exactly 1 vCPU (got --vcpus {})",
-                args.vcpus
-            );
-        }
-        let report = boot_stub(
-            workload,
-            StubOptions {
-                iterations: args.iterations,
-                memory_bytes,
-                timeout,
-                cpuid: false,
-                measure_rss: args.measure_rss,
-            },
-        )?;
-        if args.timings {
-            print_timings(&report.timings);
-        }
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&report)?);
-        }
-        return Ok(match &report.outcome {
-            WorkloadOutcome::Measured { figure } => {
-                if !args.json {
-                    println!("stub:{workload}: {}", describe_figure(figure));
-                }
-                0
-            }
-            WorkloadOutcome::NotSupportedHere { reason } => {
-                eprintln!("isolab: stub:{workload} not measured here: {reason}");
-                2
-            }
-        });
+/// `vm run --guest stub:WORKLOAD`.
+fn run_stub(args: RunArgs, clock: ProcessClock) -> anyhow::Result<u8> {
+    let guest = args.guest.as_deref().unwrap_or_default();
+    let Some(name) = guest.strip_prefix("stub:") else {
+        bail!("--guest takes stub:WORKLOAD (e.g. stub:true); boot Linux with --kernel");
+    };
+    let workload: Workload = name.parse()?;
+    if args.vcpus == 0 {
+        bail!("invalid VM configuration: a VM needs at least 1 vCPU (got 0)");
     }
+    if args.vcpus != 1 {
+        bail!(
+            "the stub guest runs on exactly 1 vCPU (got --vcpus {})",
+            args.vcpus
+        );
+    }
+    let defaults = StubOptions::default();
+    let memory_bytes = match &args.memory {
+        Some(text) => parse_memory_size(text)?,
+        None => defaults.memory_bytes,
+    };
+    let options = StubOptions {
+        iterations: args.iterations,
+        memory_bytes,
+        timeout: parse_duration(&args.timeout)?,
+        cpuid: false,
+        measure_rss: args.measure_rss,
+    };
+    let booted_at = Instant::now();
+    let report = boot_stub(workload, options)?;
+    let code = match &report.outcome {
+        WorkloadOutcome::Measured { figure } => {
+            if !args.json {
+                println!("stub:{workload}: {}", describe_figure(figure));
+            }
+            0
+        }
+        WorkloadOutcome::NotSupportedHere { reason } => {
+            eprintln!("isolab: stub:{workload} not measured here: {reason}");
+            2
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    if args.timings {
+        clock.print(&report.timings, booted_at);
+    }
+    Ok(code)
+}
+
+/// `vm run --kernel IMAGE`.
+fn run_kernel(args: RunArgs, clock: ProcessClock) -> anyhow::Result<u8> {
     let Some(kernel) = args.kernel else {
         bail!("nothing to boot: give --kernel PATH (Linux) or --guest stub:WORKLOAD");
+    };
+    let memory_bytes = match &args.memory {
+        Some(text) => parse_memory_size(text)?,
+        None => isolab_microvm::config::DEFAULT_MEMORY_BYTES,
     };
     let config = VmConfig {
         guest: GuestSpec::Linux {
@@ -151,31 +193,19 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
         },
         vcpus: args.vcpus,
         memory_bytes,
-        timeout,
+        timeout: parse_duration(&args.timeout)?,
         console: match args.console {
             Some(path) => ConsoleSpec::File(path),
             None if args.json => ConsoleSpec::Discard,
             None => ConsoleSpec::Stdout,
         },
+        debug_exit: args.debug_exit,
     };
+    let booted_at = Instant::now();
     let report = match args.until {
         None => isolab_microvm::run(&config).context("microVM failed")?,
-        Some(text) => {
-            let target = config.console.clone();
-            let (console, result) =
-                isolab_microvm::vmm::run_until_console(&config, move |c| c.contains(text.as_str()));
-            match target {
-                ConsoleSpec::File(path) => std::fs::write(&path, &console)
-                    .with_context(|| format!("writing the console to {}", path.display()))?,
-                ConsoleSpec::Stdout => print!("{console}"),
-                _ => {}
-            }
-            result.context("microVM failed")?
-        }
+        Some(text) => run_until(&config, text)?,
     };
-    if args.timings {
-        print_timings(&report.timings);
-    }
     if args.json {
         let exit = serde_json::to_value(report.exit)?;
         let out = serde_json::json!({
@@ -184,15 +214,98 @@ fn run_vm(args: RunArgs) -> anyhow::Result<u8> {
             "pvh_entry": report.pvh_entry,
         });
         println!("{}", serde_json::to_string_pretty(&out)?);
-    } else if args.timings {
+    }
+    if args.timings {
+        clock.print(&report.timings, booted_at);
         let how = match report.exit {
-            GuestExit::PowerOff => "powered off",
-            GuestExit::Reset => "rebooted",
-            _ => "stopped",
+            GuestExit::PowerOff => "powered off".to_string(),
+            GuestExit::Reset => "rebooted".to_string(),
+            GuestExit::ExitPort(status) => format!("wrote {status} to its exit port"),
+            GuestExit::ConsoleMatched => "stopped at the console text".to_string(),
         };
         eprintln!("isolab: guest {how}");
     }
-    Ok(0)
+    Ok(match report.exit {
+        GuestExit::ExitPort(status) => status,
+        _ => 0,
+    })
+}
+
+/// Runs until the console shows `text`, then writes the console where it was asked to go.
+fn run_until(config: &VmConfig, text: String) -> anyhow::Result<isolab_microvm::VmReport> {
+    let target = config.console.clone();
+    let (console, result) =
+        isolab_microvm::vmm::run_until_console(config, move |c| c.contains(text.as_str()));
+    match target {
+        ConsoleSpec::File(path) => std::fs::write(&path, &console)
+            .with_context(|| format!("writing the console to {}", path.display()))?,
+        ConsoleSpec::Stdout => print!("{console}"),
+        _ => {}
+    }
+    result.context("microVM failed")
+}
+
+/// Where a `vm run` process spends its time, from exec to its last output.
+///
+/// Exec → here cannot be read off a wall clock from inside the process (/proc/self/stat's
+/// start time has 10 ms ticks), so it is the CPU time the process has used so far
+/// (CLOCK_PROCESS_CPUTIME_ID: the dynamic loader, Rust's start-up, argument parsing). That
+/// part is CPU-bound, so CPU time is its wall time unless the process was preempted.
+/// Everything after is wall-clock time. What follows the last line (returning from main,
+/// exit_group, the parent's wait) is not in it: `scripts/vm-startup.sh` times the whole
+/// process from outside.
+struct ProcessClock {
+    cpu_before: Duration,
+    at: Instant,
+}
+
+impl ProcessClock {
+    fn now() -> Self {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes one timespec into `ts`, which is valid and writable.
+        unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        ProcessClock {
+            cpu_before: Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+            at: Instant::now(),
+        }
+    }
+
+    fn print(&self, t: &PhaseTimings, booted_at: Instant) {
+        let at = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
+        let us = |d: Duration| d.as_micros();
+        // The VM's own clock starts inside the boot call; the rest of the wall time there is
+        // the library's preparation (options, guest image) and, after, building the report.
+        let in_boot = Duration::from_micros(t.total_us);
+        let boot_call = booted_at.elapsed();
+        eprintln!("phase                                 µs");
+        eprintln!("exec → vm run (CPU time)       {:>10}", us(self.cpu_before));
+        eprintln!(
+            "vm run → boot call             {:>10}",
+            us(booted_at - self.at)
+        );
+        eprintln!("create VM                      {:>10}", t.create_vm_us);
+        eprintln!("guest memory                   {:>10}", t.memory_us);
+        eprintln!("irqchip + PIT                  {:>10}", t.irqchip_us);
+        eprintln!("vCPUs                          {:>10}", t.vcpus_us);
+        eprintln!("load guest + boot params       {:>10}", t.load_us);
+        eprintln!("first KVM_RUN               at {:>10}", t.first_run_at_us);
+        eprintln!("kernel banner               at {:>10}", at(t.banner_at_us));
+        eprintln!("init reached                at {:>10}", at(t.init_at_us));
+        eprintln!("exit                        at {:>10}", t.exit_at_us);
+        eprintln!("teardown                       {:>10}", t.teardown_us);
+        eprintln!("VM total                       {:>10}", t.total_us);
+        eprintln!(
+            "library + output outside VM    {:>10}",
+            us(boot_call.saturating_sub(in_boot))
+        );
+        eprintln!(
+            "process total to here          {:>10}",
+            us(self.cpu_before + self.at.elapsed())
+        );
+    }
 }
 
 fn describe_figure(figure: &isolab_microvm::Figure) -> String {
@@ -223,21 +336,6 @@ fn describe_figure(figure: &isolab_microvm::Figure) -> String {
             "CPL0 loop {cpl0_cycles} cycles, CPL3 loop {cpl3_cycles} cycles: guest kernel mode is {slowdown:.1}x slower"
         ),
     }
-}
-
-fn print_timings(t: &PhaseTimings) {
-    let at = |v: Option<u64>| v.map_or_else(|| "-".to_string(), |v| v.to_string());
-    eprintln!("phase                         µs");
-    eprintln!("create VM (+irqchip)   {:>10}", t.create_vm_us);
-    eprintln!("guest memory           {:>10}", t.memory_us);
-    eprintln!("vCPUs                  {:>10}", t.vcpus_us);
-    eprintln!("load kernel + params   {:>10}", t.load_us);
-    eprintln!("first KVM_RUN       at {:>10}", t.first_run_at_us);
-    eprintln!("kernel banner       at {:>10}", at(t.banner_at_us));
-    eprintln!("init reached        at {:>10}", at(t.init_at_us));
-    eprintln!("exit                at {:>10}", t.exit_at_us);
-    eprintln!("teardown               {:>10}", t.teardown_us);
-    eprintln!("total                  {:>10}", t.total_us);
 }
 
 fn print_platform(p: &Platform) {

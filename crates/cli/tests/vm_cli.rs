@@ -39,8 +39,11 @@ fn stub_true_runs_and_prints_timings() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("stub:true: exited"), "{stdout}");
     for phase in [
+        "exec → vm run (CPU time)",
         "create VM",
         "first KVM_RUN",
+        "teardown",
+        "process total",
         "kernel banner",
         "init reached",
         "exit",
@@ -137,4 +140,27 @@ fn platform_is_reported() {
     assert_eq!(code, 0, "{stderr}");
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert!(json["kvm_module"].is_string());
+}
+
+#[test]
+fn stub_image_boots_through_pvh_with_the_debug_exit_device() {
+    if !kvm_or_skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("stub-pvh.elf");
+    let image_arg = image.to_str().unwrap();
+    let (code, _, stderr) = run(&["vm", "stub-image", "--out", image_arg]);
+    assert_eq!(code, 0, "{stderr}");
+    let argv = isolab_microvm::stub::pvh::isolab_args(&image, 64);
+    let out = isolab().args(&argv).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, _, stderr) = run(&["vm", "stub-image", "--out", "/nonexistent/dir/x.elf"]);
+    assert_eq!(code, 125);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

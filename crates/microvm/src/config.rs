@@ -1,8 +1,8 @@
-//! What to run: the guest (a Linux kernel or the stub), its vCPUs and memory, the console,
-//! and the time limit. Plus parsers for the human forms ("256M", "30s") the CLI accepts.
+//! What to run: the guest (a kernel image), its vCPUs and memory, the console, the time limit.
+//! Plus parsers for the human forms ("256M", "30s") the CLI accepts. (isolab's stub guest is
+//! configured through [`crate::stub::StubOptions`].)
 
 use crate::error::{Result, VmError};
-use crate::stub::Workload;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,7 +16,8 @@ pub const DEFAULT_CMDLINE: &str = "console=ttyS0 reboot=k panic=-1 pci=off nomod
 /// The guest to boot.
 #[derive(Debug, Clone)]
 pub enum GuestSpec {
-    /// A Linux kernel: ELF vmlinux (PVH entry if it has the note) or bzImage.
+    /// A Linux kernel, or any image with a PVH note (such as [`crate::stub::pvh_elf`]): ELF
+    /// vmlinux (PVH entry if it has the note) or bzImage.
     Linux {
         /// Kernel image.
         kernel: PathBuf,
@@ -24,13 +25,6 @@ pub enum GuestSpec {
         initrd: Option<PathBuf>,
         /// Kernel command line.
         cmdline: String,
-    },
-    /// isolab's stub guest running one workload.
-    Stub {
-        /// Which workload.
-        workload: Workload,
-        /// Iterations (or warm passes for the memory workload); `None` = the workload default.
-        iterations: Option<u64>,
     },
 }
 
@@ -61,20 +55,30 @@ pub struct VmConfig {
     pub timeout: Duration,
     /// Serial console destination.
     pub console: ConsoleSpec,
+    /// Attach QEMU's `isa-debug-exit` at port 0xf4: a guest write of V stops the VM with
+    /// [`crate::GuestExit::ExitPort`]`(V)`.
+    pub debug_exit: bool,
+}
+
+/// The virtual machine without its guest: what every boot needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Machine {
+    pub(crate) vcpus: u8,
+    pub(crate) memory_bytes: u64,
+    pub(crate) timeout: Duration,
+    pub(crate) console: ConsoleSpec,
+    pub(crate) debug_exit: bool,
 }
 
 impl VmConfig {
-    /// A stub-guest VM: 1 vCPU, 64 MiB (enough for the memory workload's default buffer).
-    pub fn stub(workload: Workload) -> Self {
-        VmConfig {
-            guest: GuestSpec::Stub {
-                workload,
-                iterations: None,
-            },
-            vcpus: 1,
-            memory_bytes: 64 << 20,
-            timeout: Duration::from_secs(10),
-            console: ConsoleSpec::Discard,
+    /// The machine part of this configuration.
+    pub(crate) fn machine(&self) -> Machine {
+        Machine {
+            vcpus: self.vcpus,
+            memory_bytes: self.memory_bytes,
+            timeout: self.timeout,
+            console: self.console.clone(),
+            debug_exit: self.debug_exit,
         }
     }
 
@@ -90,11 +94,34 @@ impl VmConfig {
             memory_bytes: DEFAULT_MEMORY_BYTES,
             timeout: DEFAULT_TIMEOUT,
             console: ConsoleSpec::Stdout,
+            debug_exit: false,
         }
     }
 
     /// Rejects configurations no VM could run, before any KVM work.
     pub fn validate(&self) -> Result<()> {
+        self.machine().validate()?;
+        crate::guest::Guest::validate(&self.kernel_guest())
+    }
+
+    /// The guest this configuration boots.
+    pub(crate) fn kernel_guest(&self) -> crate::linux::LinuxGuest<'_> {
+        let GuestSpec::Linux {
+            kernel,
+            initrd,
+            cmdline,
+        } = &self.guest;
+        crate::linux::LinuxGuest {
+            kernel,
+            initrd: initrd.as_deref(),
+            cmdline,
+        }
+    }
+}
+
+impl Machine {
+    /// Rejects machines no guest could run on, before any KVM work.
+    pub(crate) fn validate(&self) -> Result<()> {
         if self.vcpus == 0 {
             return Err(VmError::Config("a VM needs at least 1 vCPU (got 0)".into()));
         }
@@ -111,15 +138,6 @@ impl VmConfig {
         }
         if self.timeout.is_zero() {
             return Err(VmError::Config("timeout must be greater than 0".into()));
-        }
-        if let GuestSpec::Linux { cmdline, .. } = &self.guest {
-            if cmdline.len() >= crate::layout::CMDLINE_MAX_BYTES {
-                return Err(VmError::Config(format!(
-                    "kernel command line is {} bytes; the limit is {}",
-                    cmdline.len(),
-                    crate::layout::CMDLINE_MAX_BYTES - 1
-                )));
-            }
         }
         Ok(())
     }
@@ -213,12 +231,33 @@ mod tests {
 
     #[test]
     fn zero_vcpus_rejected() {
-        let mut config = VmConfig::stub(Workload::True);
+        let mut config = VmConfig::linux("/boot/vmlinux");
         config.vcpus = 0;
         assert!(config
             .validate()
             .unwrap_err()
             .to_string()
             .contains("at least 1 vCPU"));
+    }
+
+    #[test]
+    fn bad_machines_and_command_lines_are_rejected() {
+        let mut config = VmConfig::linux("/boot/vmlinux");
+        assert!(config.validate().is_ok());
+        config.memory_bytes = 8 << 20;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("too small"));
+        config.memory_bytes = (64 << 20) + 1;
+        assert!(config.validate().unwrap_err().to_string().contains("4 KiB"));
+        config.memory_bytes = 64 << 20;
+        config.guest = GuestSpec::Linux {
+            kernel: "/boot/vmlinux".into(),
+            initrd: None,
+            cmdline: "x".repeat(crate::layout::CMDLINE_MAX_BYTES),
+        };
+        assert!(config.validate().unwrap_err().to_string().contains("limit"));
     }
 }

@@ -12,7 +12,11 @@
 //! * **i8042** at 0x60/0x64: Linux reboots by writing 0xfe to port 0x64; we stop the VM.
 //! * **boot timer**: a guest write of the magic byte 123 to MMIO 0xd000_0000 (Firecracker's
 //!   convention) or port 0x440 (guests/README.md) timestamps "init reached".
-//! * **stub ports** 0x600-0x603: isolab's stub guest reports marks, figures and its exit.
+//! * **debug exit** at 0xf4 (when the configuration asks for it): QEMU's `isa-debug-exit`; a
+//!   guest write of V stops the VM with status V, so one guest image can end itself under
+//!   either VMM.
+//! * a guest's **own device**, if it brings one ([`PortDevice`]): the stub guest's reporting
+//!   ports live in `stub/ports.rs`, not here.
 //!
 //! Unknown ports read as 0xff (no device) and writes to them are ignored, as on real hardware
 //! with nothing plugged in; Linux probes many such ports while booting.
@@ -35,12 +39,36 @@ pub(crate) enum Action {
     Resume,
     /// The guest asked for a reset (i8042) — Linux's `reboot`.
     Reset,
-    /// The stub guest exited with this status.
-    StubExit(u8),
-    /// The stub guest reported "this host cannot run that" with this code.
-    StubOutcome(u8),
+    /// A device's exit port: the guest is done, with this status.
+    Exit(u8),
     /// The console showed what the caller was waiting for.
     ConsoleMatched,
+}
+
+/// A device on a range of I/O ports, handled on the vCPU thread that made the exit.
+pub(crate) trait PortDevice: Send + Sync + std::fmt::Debug {
+    /// Whether `port` belongs to this device.
+    fn owns(&self, port: u16) -> bool;
+    /// A guest `out` to one of its ports.
+    fn write(&self, port: u16, data: &[u8]) -> Action;
+    /// A guest `in` from one of its ports (default: no device answers, all ones).
+    fn read(&self, _port: u16, data: &mut [u8]) {
+        data.fill(0xff);
+    }
+}
+
+/// QEMU's `isa-debug-exit`: a write of V stops the VM with status V.
+#[derive(Debug)]
+pub(crate) struct DebugExit;
+
+impl PortDevice for DebugExit {
+    fn owns(&self, port: u16) -> bool {
+        (ports::DEBUG_EXIT..ports::DEBUG_EXIT + 4).contains(&port)
+    }
+
+    fn write(&self, _port: u16, data: &[u8]) -> Action {
+        Action::Exit(data.first().copied().unwrap_or(0))
+    }
 }
 
 /// Raises the UART's interrupt line on the in-kernel interrupt controller (an edge: up, down).
@@ -214,12 +242,17 @@ pub(crate) struct Devices {
     i8042: Mutex<I8042Device<ResetFlag>>,
     reset: Arc<AtomicBool>,
     boot_timer: OnceLock<Instant>,
-    marks: Mutex<Vec<Instant>>,
+    extra: Vec<Arc<dyn PortDevice>>,
 }
 
 impl Devices {
-    /// `vm` is `Some` when an in-kernel irqchip exists to deliver the UART's interrupt.
-    pub(crate) fn new(vm: Option<Arc<VmFd>>, console: ConsoleOut) -> Self {
+    /// `vm` is `Some` when an in-kernel irqchip exists to deliver the UART's interrupt;
+    /// `extra` devices are asked first, in order.
+    pub(crate) fn new(
+        vm: Option<Arc<VmFd>>,
+        console: ConsoleOut,
+        extra: Vec<Arc<dyn PortDevice>>,
+    ) -> Self {
         let reset = Arc::new(AtomicBool::new(false));
         Devices {
             serial: Mutex::new(Serial::new(
@@ -232,20 +265,16 @@ impl Devices {
             i8042: Mutex::new(I8042Device::new(ResetFlag(reset.clone()))),
             reset,
             boot_timer: OnceLock::new(),
-            marks: Mutex::new(Vec::with_capacity(8)),
+            extra,
         }
     }
 
     pub(crate) fn io_out(&self, port: u16, data: &[u8]) -> Action {
+        if let Some(device) = self.extra.iter().find(|d| d.owns(port)) {
+            return device.write(port, data);
+        }
         let value = data.first().copied().unwrap_or(0);
         match port {
-            ports::STUB_NOP => Action::Resume,
-            ports::STUB_MARK => {
-                lock(&self.marks).push(Instant::now());
-                Action::Resume
-            }
-            ports::STUB_EXIT => Action::StubExit(value),
-            ports::STUB_OUTCOME => Action::StubOutcome(value),
             p if (ports::COM1..ports::COM1 + 8).contains(&p) => {
                 // A failed interrupt injection only delays console output; it is not fatal.
                 let mut serial = lock(&self.serial);
@@ -273,6 +302,9 @@ impl Devices {
     }
 
     pub(crate) fn io_in(&self, port: u16, data: &mut [u8]) {
+        if let Some(device) = self.extra.iter().find(|d| d.owns(port)) {
+            return device.read(port, data);
+        }
         let value = match port {
             p if (ports::COM1..ports::COM1 + 8).contains(&p) => {
                 lock(&self.serial).read((p - ports::COM1) as u8)
@@ -304,10 +336,6 @@ impl Devices {
 
     pub(crate) fn boot_timer(&self) -> Option<Instant> {
         self.boot_timer.get().copied()
-    }
-
-    pub(crate) fn marks(&self) -> Vec<Instant> {
-        lock(&self.marks).clone()
     }
 
     /// Flushes the console and hands back what it captured, with the banner time.
@@ -347,15 +375,16 @@ mod tests {
     }
 
     #[test]
-    fn i8042_reset_and_stub_ports() {
+    fn i8042_reset_debug_exit_and_unknown_ports() {
         let console = ConsoleOut::open(&ConsoleSpec::Discard).unwrap();
-        let devices = Devices::new(None, console);
+        let devices = Devices::new(None, console, vec![Arc::new(DebugExit)]);
         assert_eq!(
             devices.io_out(ports::I8042_COMMAND, &[0x00]),
             Action::Resume
         );
         assert_eq!(devices.io_out(ports::I8042_COMMAND, &[0xfe]), Action::Reset);
-        assert_eq!(devices.io_out(ports::STUB_EXIT, &[3]), Action::StubExit(3));
+        assert_eq!(devices.io_out(ports::DEBUG_EXIT, &[3]), Action::Exit(3));
+        assert_eq!(devices.io_out(ports::DEBUG_EXIT + 4, &[3]), Action::Resume);
         let mut byte = [0u8];
         devices.io_in(0x1234, &mut byte);
         assert_eq!(byte, [0xff]);

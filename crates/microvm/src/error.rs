@@ -41,6 +41,34 @@ pub enum VmError {
         /// Why it failed.
         reason: String,
     },
+    /// The guest RAM mapping could not be made.
+    #[error("cannot map {requested_bytes} bytes of guest memory")]
+    MemoryMap {
+        /// What was asked for.
+        requested_bytes: u64,
+        /// What vm-memory reported.
+        #[source]
+        source: vm_memory::mmap::FromRangesError,
+    },
+    /// KVM refused the memory slot (too large for it, or misaligned).
+    #[error("KVM refused a memory slot of {requested_bytes} bytes of guest memory: give less")]
+    MemorySlot {
+        /// What was asked for.
+        requested_bytes: u64,
+        /// KVM's errno.
+        #[source]
+        source: kvm_ioctls::Error,
+    },
+    /// KVM_SET_MSRS stopped at an MSR this KVM does not accept.
+    #[error("KVM refused MSR {index:#x} (set {accepted} of {total})")]
+    MsrRefused {
+        /// The first MSR refused.
+        index: u32,
+        /// How many were set before it.
+        accepted: usize,
+        /// How many were asked for.
+        total: usize,
+    },
     /// A kernel or initrd file could not be read.
     #[error("cannot read {what} {path}: {source}")]
     ReadFile {
@@ -123,9 +151,27 @@ pub enum VmError {
     /// The stub guest reported a status other than success.
     #[error("stub guest exited with status {0}")]
     StubStatus(u8),
+    /// The stub guest stopped some other way than through its exit ports.
+    #[error("stub guest stopped ({exit:?}) without writing its exit port")]
+    StubNoExit {
+        /// How the VM stopped instead.
+        exit: crate::vmm::GuestExit,
+    },
+    /// The stub guest reported fewer marks or results than its workload produces.
+    #[error("stub workload {workload} reported {got} {what}, expected at least {expected}")]
+    StubReport {
+        /// The workload.
+        workload: &'static str,
+        /// "marks" or "results".
+        what: &'static str,
+        /// How many arrived.
+        got: usize,
+        /// How many the figure needs.
+        expected: usize,
+    },
     /// A vCPU thread could not be created.
-    #[error("cannot start vCPU thread: {0}")]
-    Thread(std::io::Error),
+    #[error("cannot start vCPU thread")]
+    Thread(#[source] std::io::Error),
     /// A system call the VMM uses (timer, signal) failed.
     #[error("{op} failed: {source}")]
     Sys {

@@ -8,7 +8,6 @@
 //! ```text
 //! 0x0000_0500  GDT (the segment descriptors of long mode / PVH 32-bit entry)
 //! 0x0000_0520  IDT (empty: an exception in the stub becomes a triple fault, on purpose)
-//! 0x0000_5000  stub results page (figures the stub guest measures itself)
 //! 0x0000_6000  PVH hvm_start_info, then its memory map and module list
 //! 0x0000_7000  Linux zero page (struct boot_params)
 //! 0x0000_9000  PML4, 0xa000 PDPT, 0xb000..0xf000 four page directories (4 GiB identity map)
@@ -25,8 +24,6 @@
 pub const GDT_START: u64 = 0x500;
 /// Interrupt descriptor table (left empty).
 pub const IDT_START: u64 = 0x520;
-/// Page the stub guest writes its self-measured figures to (u64 slots).
-pub const STUB_RESULTS: u64 = 0x5000;
 /// PVH `hvm_start_info` structure.
 pub const PVH_INFO_START: u64 = 0x6000;
 /// PVH memory map, right after the start info.
@@ -79,6 +76,8 @@ pub mod ports {
     pub const I8042_COMMAND: u16 = 0x64;
     /// Boot timer as a port (the contract in guests/README.md: `/init` writes 123 here).
     pub const BOOT_TIMER: u16 = 0x440;
+    /// QEMU's `isa-debug-exit` (`-device isa-debug-exit,iobase=0xf4,iosize=4`), 4 ports.
+    pub const DEBUG_EXIT: u16 = 0xf4;
     /// Stub guest: exit with status in AL.
     pub const STUB_EXIT: u16 = 0x600;
     /// Stub guest: timestamp a phase boundary.
@@ -87,6 +86,8 @@ pub mod ports {
     pub const STUB_NOP: u16 = 0x602;
     /// Stub guest: "this host cannot run that" code in AL.
     pub const STUB_OUTCOME: u16 = 0x603;
+    /// Stub guest: a figure it measured itself, as 32-bit halves (low first) in EAX.
+    pub const STUB_RESULT: u16 = 0x604;
 }
 
 /// GDT selectors (index * 8, RPL in the low two bits for user segments).

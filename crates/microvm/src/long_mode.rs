@@ -7,9 +7,9 @@
 //! * a **GDT** whose code segment has the L (long) bit: segments hardly matter in 64-bit mode,
 //!   but CS's DPL is the privilege level (CPL0 kernel, CPL3 user) and SYSCALL/SYSRET need a
 //!   fixed layout of kernel and user selectors (see `layout::selectors`);
-//! * **page tables**: long mode cannot run without paging, so we identity-map the first 4 GiB
-//!   with 2 MiB pages (PML4 → PDPT → 4 page directories), user-accessible so the stub can run its
-//!   workloads in CPL3;
+//! * **page tables**: long mode cannot run without paging, so we identity-map guest RAM below
+//!   4 GiB and the GiB of device addresses with 2 MiB pages (PML4 → PDPT → one page directory
+//!   per GiB), user-accessible so the stub can run its workloads in CPL3;
 //! * **control registers**: CR0.PE (protected mode) + CR0.PG (paging), CR4.PAE (64-bit page table
 //!   entries), EFER.LME/LMA (long mode enable/active) and EFER.SCE (the SYSCALL instruction).
 //!
@@ -19,7 +19,7 @@
 use crate::error::{Result, VmError};
 use crate::layout::{self, selectors};
 use kvm_bindings::{kvm_segment, kvm_sregs};
-use vm_memory::{Bytes, GuestAddress, GuestMemoryMmap};
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap, GuestMemoryRegion};
 
 const CR0_PE: u64 = 1 << 0;
 const CR0_MP: u64 = 1 << 1;
@@ -117,6 +117,22 @@ pub fn write_tables(mem: &GuestMemoryMmap, mode: StartMode) -> Result<()> {
     Ok(())
 }
 
+/// The GiBs of address space the identity map covers: those holding RAM below the MMIO gap,
+/// and the GiB of the gap where the devices are (boot timer, the stub's MMIO target). The rest
+/// stays unmapped, so building the map touches only the guest pages it needs (2 page
+/// directories for a small guest instead of 4).
+fn mapped_gibs(mem: &GuestMemoryMmap) -> impl Iterator<Item = u64> {
+    let low_ram_end = mem
+        .iter()
+        .map(|r| r.start_addr().0 + r.len())
+        .filter(|&end| end <= layout::MMIO_GAP_START)
+        .max()
+        .unwrap_or(0);
+    let ram_gibs = low_ram_end.div_ceil(1 << 30);
+    let device_gib = layout::BOOT_TIMER_MMIO >> 30;
+    (0..layout::IDENTITY_MAP_BYTES >> 30).filter(move |&gib| gib < ram_gibs || gib == device_gib)
+}
+
 fn write_identity_map(mem: &GuestMemoryMmap) -> Result<()> {
     let err = |_| VmError::GuestWrite {
         what: "page tables",
@@ -126,23 +142,22 @@ fn write_identity_map(mem: &GuestMemoryMmap) -> Result<()> {
         GuestAddress(layout::PML4_START),
     )
     .map_err(err)?;
-    let directories = layout::IDENTITY_MAP_BYTES >> 30;
-    let mut pdpt = Vec::with_capacity(8 * directories as usize);
-    for i in 0..directories {
-        pdpt.extend_from_slice(
-            &((layout::PDE_START + i * 0x1000) | PTE_PRESENT_RW_USER).to_le_bytes(),
-        );
-    }
-    mem.write_slice(&pdpt, GuestAddress(layout::PDPTE_START))
+    // One page directory per mapped GiB: 512 entries of 2 MiB each, one 4 KiB write.
+    let mut pd = [0u8; 4096];
+    for gib in mapped_gibs(mem) {
+        let directory = layout::PDE_START + gib * 0x1000;
+        mem.write_obj(
+            directory | PTE_PRESENT_RW_USER,
+            GuestAddress(layout::PDPTE_START + 8 * gib),
+        )
         .map_err(err)?;
-    // 2048 entries of 2 MiB each: one 16 KiB write.
-    let pages = layout::IDENTITY_MAP_BYTES >> 21;
-    let mut pd = Vec::with_capacity(8 * pages as usize);
-    for i in 0..pages {
-        pd.extend_from_slice(&((i << 21) | PTE_PRESENT_RW_USER | PDE_HUGE).to_le_bytes());
+        for (i, entry) in pd.chunks_exact_mut(8).enumerate() {
+            let page = (gib << 30) | ((i as u64) << 21);
+            entry.copy_from_slice(&(page | PTE_PRESENT_RW_USER | PDE_HUGE).to_le_bytes());
+        }
+        mem.write_slice(&pd, GuestAddress(directory)).map_err(err)?;
     }
-    mem.write_slice(&pd, GuestAddress(layout::PDE_START))
-        .map_err(err)
+    Ok(())
 }
 
 /// Fills the special registers (segments, descriptor tables, control registers, EFER) for
@@ -205,6 +220,39 @@ mod tests {
         assert_eq!(DATA_KERNEL, 0x00cf_9300_0000_ffff);
         let cs = segment(CODE64_USER, selectors::USER_CODE);
         assert_eq!((cs.dpl, cs.l, cs.db, cs.type_), (3, 1, 0, 0xb));
+    }
+
+    #[test]
+    fn identity_map_translates_low_memory_and_the_mmio_gap() {
+        use vm_memory::GuestAddress;
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        write_tables(&mem, StartMode::Long64User).unwrap();
+        let read = |addr: u64| -> u64 { mem.read_obj(GuestAddress(addr)).unwrap() };
+        // Walk the tables the way the MMU does for a guest-physical = guest-virtual address.
+        let translate = |va: u64| -> u64 {
+            let pdpt = read(layout::PML4_START + 8 * ((va >> 39) & 511)) & !0xfff;
+            let pd = read(pdpt + 8 * ((va >> 30) & 511)) & !0xfff;
+            let pde = read(pd + 8 * ((va >> 21) & 511));
+            assert_eq!(pde & (PDE_HUGE | PTE_PRESENT_RW_USER), PDE_HUGE | 0b111);
+            (pde & !0x1f_ffff & !(1 << 63)) | (va & 0x1f_ffff)
+        };
+        for va in [
+            0x10_0000,
+            layout::STUB_BUFFER_START + 123,
+            layout::STUB_MMIO_NOP,
+        ] {
+            assert_eq!(translate(va), va);
+        }
+        // A 16 MiB guest needs GiB 0 (its RAM) and GiB 3 (the devices), not GiBs 1 and 2.
+        let pdpt = |gib: u64| -> u64 { read(layout::PDPTE_START + 8 * gib) };
+        assert_ne!(pdpt(0), 0);
+        assert_eq!((pdpt(1), pdpt(2)), (0, 0));
+        assert_ne!(pdpt(3), 0);
+        // PVH starts with paging off: no tables are written for it.
+        let fresh = GuestMemoryMmap::from_ranges(&[(GuestAddress(0), 16 << 20)]).unwrap();
+        write_tables(&fresh, StartMode::Pvh32).unwrap();
+        let pml4: u64 = fresh.read_obj(GuestAddress(layout::PML4_START)).unwrap();
+        assert_eq!(pml4, 0);
     }
 
     #[test]

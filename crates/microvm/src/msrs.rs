@@ -65,15 +65,19 @@ pub fn stub(syscall_entry: u64) -> Vec<kvm_msr_entry> {
 
 /// KVM_SET_MSRS; KVM returns how many it accepted, so a refusal names the first one refused.
 pub fn set(vcpu: &VcpuFd, entries: &[kvm_msr_entry]) -> Result<()> {
-    let msrs =
-        Msrs::from_entries(entries).map_err(|_| VmError::UnhandledExit("too many MSRs".into()))?;
+    // The lists here are a dozen entries, far below the FAM limit, so this cannot fail.
+    let msrs = Msrs::from_entries(entries).map_err(|_| VmError::MsrRefused {
+        index: entries.first().map_or(0, |e| e.index),
+        accepted: 0,
+        total: entries.len(),
+    })?;
     let written = vcpu.set_msrs(&msrs).map_err(VmError::kvm("KVM_SET_MSRS"))?;
     if written != entries.len() {
-        return Err(VmError::Config(format!(
-            "KVM refused MSR {:#x} (set {written} of {})",
-            entries[written].index,
-            entries.len()
-        )));
+        return Err(VmError::MsrRefused {
+            index: entries[written].index,
+            accepted: written,
+            total: entries.len(),
+        });
     }
     Ok(())
 }

@@ -27,10 +27,8 @@ pub(crate) enum Stop {
     PowerOff,
     /// Reset through the i8042 or KVM_SYSTEM_EVENT_RESET.
     Reset,
-    /// The stub guest's exit port.
-    StubExit(u8),
-    /// The stub guest's "not on this host" port.
-    StubOutcome(u8),
+    /// A device's exit port, with the status the guest wrote.
+    ExitPort(u8),
     /// The console showed what the caller waited for.
     ConsoleMatched,
     /// Another vCPU stopped the VM.
@@ -39,16 +37,16 @@ pub(crate) enum Stop {
 
 /// State the vCPUs of one VM share.
 #[derive(Debug)]
-pub(crate) struct Shared {
+struct Shared {
     stop: AtomicBool,
     tids: Vec<AtomicI32>,
     /// When vCPU 0 first entered KVM_RUN, and when the stopping exit was handled.
-    pub(crate) first_run: Mutex<Option<Instant>>,
-    pub(crate) stopped_at: Mutex<Option<Instant>>,
+    first_run: Mutex<Option<Instant>>,
+    stopped_at: Mutex<Option<Instant>>,
 }
 
 impl Shared {
-    pub(crate) fn new(vcpus: usize) -> Self {
+    fn new(vcpus: usize) -> Self {
         Shared {
             stop: AtomicBool::new(false),
             tids: (0..vcpus).map(|_| AtomicI32::new(0)).collect(),
@@ -59,7 +57,7 @@ impl Shared {
 
     /// Stops every vCPU: set the flag first, then kick (a vCPU checks the flag after
     /// registering, so it either sees the flag or gets the signal).
-    pub(crate) fn stop_all(&self) {
+    fn stop_all(&self) {
         if !self.stop.swap(true, Ordering::SeqCst) {
             if let Ok(mut at) = self.stopped_at.lock() {
                 at.get_or_insert_with(Instant::now);
@@ -181,7 +179,7 @@ impl Drop for Registration<'_> {
 }
 
 /// Runs vCPU `index` until the VM stops. vCPU 0 owns the deadline.
-pub(crate) fn run(
+fn run(
     vcpu: &mut VcpuFd,
     index: usize,
     devices: &Devices,
@@ -198,8 +196,65 @@ pub(crate) fn run(
         None => None,
     };
     let result = run_loop(vcpu, index, devices, shared, deadline);
+    // This thread is out of KVM_RUN: take it off the kick list before kicking the others.
+    shared.tids[index].store(0, Ordering::SeqCst);
     shared.stop_all();
     result
+}
+
+/// How a run of all vCPUs ended.
+#[derive(Debug)]
+pub(crate) struct RunEnd {
+    /// The first error or real stop (vCPUs that were merely kicked do not count).
+    pub(crate) outcome: Result<Stop>,
+    /// When vCPU 0 first entered KVM_RUN.
+    pub(crate) first_run: Option<Instant>,
+    /// When the stopping exit was handled.
+    pub(crate) stopped_at: Instant,
+}
+
+/// Runs every vCPU until the VM stops: vCPU 0 on this thread (it owns the watchdog), the others
+/// on threads of their own that are all joined before this returns, whatever happened.
+pub(crate) fn run_all(vcpus: &mut [VcpuFd], devices: &Devices, timeout: Duration) -> RunEnd {
+    let shared = Shared::new(vcpus.len());
+    let deadline = Some((Instant::now() + timeout, timeout));
+    let (boot_vcpu, others) = vcpus.split_at_mut(1);
+    let outcome = std::thread::scope(|scope| {
+        let mut handles = Vec::with_capacity(others.len());
+        for (i, vcpu) in others.iter_mut().enumerate() {
+            let shared = &shared;
+            let spawned = std::thread::Builder::new()
+                .name(format!("vcpu{}", i + 1))
+                .spawn_scoped(scope, move || run(vcpu, i + 1, devices, shared, None));
+            match spawned {
+                Ok(handle) => handles.push(handle),
+                Err(e) => {
+                    shared.stop_all();
+                    return Err(VmError::Thread(e));
+                }
+            }
+        }
+        let mut outcome = run(&mut boot_vcpu[0], 0, devices, &shared, deadline);
+        for handle in handles {
+            let other = handle.join().unwrap_or(Ok(Stop::Kicked));
+            if matches!(outcome, Ok(Stop::Kicked)) && !matches!(other, Ok(Stop::Kicked)) {
+                outcome = other;
+            }
+        }
+        outcome
+    });
+    let stopped_at = shared
+        .stopped_at
+        .lock()
+        .ok()
+        .and_then(|at| *at)
+        .unwrap_or_else(Instant::now);
+    let first_run = shared.first_run.lock().ok().and_then(|at| *at);
+    RunEnd {
+        outcome,
+        first_run,
+        stopped_at,
+    }
 }
 
 fn run_loop(
@@ -273,8 +328,7 @@ fn run_loop(
         match action {
             Action::Resume => {}
             Action::Reset => return Ok(Stop::Reset),
-            Action::StubExit(status) => return Ok(Stop::StubExit(status)),
-            Action::StubOutcome(code) => return Ok(Stop::StubOutcome(code)),
+            Action::Exit(status) => return Ok(Stop::ExitPort(status)),
             Action::ConsoleMatched => return Ok(Stop::ConsoleMatched),
         }
     }

@@ -42,6 +42,7 @@ fn boot_and_check(kernel: &Path, initrd: Option<PathBuf>, timeout: Duration) -> 
         memory_bytes: 256 << 20,
         timeout,
         console: ConsoleSpec::Capture,
+        debug_exit: false,
     };
     // Stop as soon as the banner and command line are out (on PVM nothing better follows).
     let wanted = token.clone();

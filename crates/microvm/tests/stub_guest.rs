@@ -1,4 +1,5 @@
-//! The stub guest on real /dev/kvm: every workload, the error paths, and the launch time.
+//! The stub guest on real /dev/kvm: every workload and its figure. (Launch times are in
+//! benches/vm.rs.)
 
 use isolab_microvm::{boot_stub, Figure, StubOptions, Workload, WorkloadOutcome};
 
@@ -161,32 +162,6 @@ fn vmm_memory_overhead_is_measured() {
     // The memory workload touched its whole buffer: the guest's share must show it.
     assert!(footprint.guest_rss_bytes >= 32 << 20, "{footprint:?}");
     assert!(footprint.process_rss_bytes > footprint.guest_rss_bytes);
-}
-
-#[test]
-fn stub_launch_median_over_50_runs() {
-    if !kvm_or_skip() {
-        return;
-    }
-    for cpuid in [false, true] {
-        let options = StubOptions {
-            cpuid,
-            ..StubOptions::default()
-        };
-        let mut exit_us = Vec::new();
-        let mut total_us = Vec::new();
-        for _ in 0..50 {
-            let report = boot_stub(Workload::True, options).unwrap();
-            exit_us.push(report.timings.exit_at_us);
-            total_us.push(report.timings.total_us);
-        }
-        exit_us.sort_unstable();
-        total_us.sort_unstable();
-        eprintln!(
-            "stub true (cpuid={cpuid}): create→exit median {} µs, with teardown {} µs (50 runs)",
-            exit_us[25], total_us[25]
-        );
-    }
 }
 
 #[test]
