@@ -222,6 +222,12 @@ pub(super) fn judge(results: &Results, id: &str) -> Parts {
 
 /// Where a plain verdict would say less than the checks do.
 fn refine(id: &str, verdict: Verdict, obs: &[&Observation]) -> Verdict {
+    // "A container is six namespaces" claims a complete list: one namespace beyond the six,
+    // offered by the kernel or used by a container, refutes it; a namespace a container does
+    // not use (time, by default) says nothing for it.
+    if id == "C7" && matches!(verdict, Verdict::Depends(_)) {
+        return Verdict::Refuted;
+    }
     // A chroot does give a process its own root for path lookups; the escape shows it is not
     // a boundary against root. That is "depends on privileges", not a flat "refuted".
     if id == "C10" && verdict == Verdict::Refuted {

@@ -488,4 +488,12 @@ fn c7_six_namespaces_is_refuted_by_a_kernel_with_more() {
         ),
     ];
     assert_eq!(judge(&r, "C7").verdict, Verdict::Refuted);
+    // A default container without its own time namespace does not rescue the claim.
+    r.observations.push(observation(
+        ClaimId::C7,
+        "default-container-has-own-time-namespace",
+        "isolab-cli-container",
+        Some(false),
+    ));
+    assert_eq!(judge(&r, "C7").verdict, Verdict::Refuted);
 }
