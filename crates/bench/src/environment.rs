@@ -433,6 +433,8 @@ pub struct IsolabContainer<'a> {
     pub cgroups: Option<&'a CgroupRoot>,
     /// The container's memory cgroup limit (64 MiB unless a workload needs more).
     pub memory_limit_bytes: u64,
+    /// Extra read-only layers stacked above `rootfs` (bottom first), for the overlay variants.
+    pub upper_layers: Vec<PathBuf>,
     /// Filled by `prepare`.
     spec: Option<ContainerSpec>,
     seccomp: Option<&'static SeccompProgram>,
@@ -465,6 +467,7 @@ impl<'a> IsolabContainer<'a> {
             scratch,
             cgroups,
             memory_limit_bytes: 64 << 20,
+            upper_layers: Vec::new(),
             spec: None,
             seccomp: None,
             anchor: None,
@@ -579,7 +582,9 @@ impl Environment for IsolabContainer<'_> {
             ..Default::default()
         };
         if self.variant.overlay() {
-            spec.rootfs = RootfsSource::Layers(vec![self.rootfs.clone()]);
+            let mut layers = vec![self.rootfs.clone()];
+            layers.extend(self.upper_layers.iter().cloned());
+            spec.rootfs = RootfsSource::Layers(layers);
         } else {
             spec.rootfs = RootfsSource::Dir(self.rootfs.clone());
         }

@@ -25,6 +25,7 @@ pub mod schema;
 mod shared;
 mod startup;
 pub mod stats;
+pub mod vmm_compare;
 
 pub use runner::{run, BenchError, RunConfig};
 pub use schema::{

@@ -121,17 +121,46 @@ impl Environment for VmmOverhead {
     }
 }
 
+/// The VMM's overhead as `isolab vm run --measure-rss` reports it from its own process.
+struct CliVmmOverhead {
+    argv: Vec<OsString>,
+}
+
+impl Environment for CliVmmOverhead {
+    fn name(&self) -> String {
+        "isolab-cli-microvm-stub".into()
+    }
+    fn prepare(&mut self) -> Result<(), NotMeasured> {
+        crate::environment::kvm_usable()
+    }
+    fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
+        let out = crate::observe::capture(&self.argv, &[])?;
+        if out.code != 0 {
+            return Err(NotMeasured(format!(
+                "isolab vm run failed: {}",
+                out.stderr.trim()
+            )));
+        }
+        let report: serde_json::Value = serde_json::from_str(&out.stdout)
+            .map_err(|e| NotMeasured(format!("isolab vm run --json printed no JSON: {e}")))?;
+        report["footprint"]["vmm_overhead_bytes"]
+            .as_f64()
+            .map(Sample::value)
+            .ok_or_else(|| NotMeasured("the VMM reported no footprint".into()))
+    }
+}
+
 pub(crate) fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
     let q = Question::Memory;
     let w = "true";
     let mut plans = Vec::new();
     let Some(fx) = shared.fixture.as_ref() else {
-        for name in [
-            "host",
-            "isolab-cli-container",
-            "crun",
-            "runc",
-            "isolab-cli-microvm-stub",
+        for (name, w) in [
+            ("host", w),
+            ("isolab-cli-container", w),
+            ("crun", w),
+            ("runc", w),
+            ("isolab-cli-microvm-stub", crate::startup::STUB_TRUE),
         ] {
             plans.push(Plan::new(q, w, Unit::Bytes, shared.unavailable(name)));
         }
@@ -185,7 +214,7 @@ pub(crate) fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
             plans.push(
                 Plan::new(
                     q,
-                    w,
+                    crate::startup::STUB_TRUE,
                     Unit::Bytes,
                     RssOf {
                         name: "isolab-cli-microvm-stub".into(),
@@ -206,7 +235,10 @@ pub(crate) fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
             );
         }
         None => {
-            for name in ["isolab-cli-container", "isolab-cli-microvm-stub"] {
+            for (name, w) in [
+                ("isolab-cli-container", w),
+                ("isolab-cli-microvm-stub", crate::startup::STUB_TRUE),
+            ] {
                 plans.push(Plan::new(
                     q,
                     w,
@@ -275,10 +307,39 @@ pub(crate) fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
         Plan::boxed(q, "true-cgroup-charge", Unit::Bytes, charge_env)
             .note("peak memory charged to the container's cgroup"),
     );
-    plans.push(
-        Plan::new(q, "vmm-overhead", Unit::Bytes, VmmOverhead)
-            .note("resident bytes of the (in-process) VMM beyond touched guest RAM, by mincore; includes the bench process's own heap"),
-    );
+    plans.push(Plan::new(q, "vmm-overhead", Unit::Bytes, VmmOverhead).note(
+        &crate::startup::engine_note(
+            "resident bytes of the VMM beyond touched guest RAM, by mincore — inside the bench \
+             process, so its own heap and threads are counted too",
+        ),
+    ));
+    plans.push(match &shared.isolab_exe {
+        Some(exe) => Plan::new(
+            q,
+            "vmm-overhead",
+            Unit::Bytes,
+            CliVmmOverhead {
+                argv: crate::fixture::peers::isolab_vm_stub(&path_str(exe), "true")
+                    .into_iter()
+                    .chain(["--measure-rss".into(), "--json".into()])
+                    .collect(),
+            },
+        )
+        .note(
+            "`isolab vm run --guest stub:true --memory 64M --measure-rss --json`: the VMM \
+             process's RSS minus the guest pages it touched, measured by the VMM in its own \
+             process (the way Firecracker reports its overhead)",
+        ),
+        None => Plan::new(
+            q,
+            "vmm-overhead",
+            Unit::Bytes,
+            Unavailable {
+                name: "isolab-cli-microvm-stub".into(),
+                reason: "needs the isolab binary (run it as `isolab bench`)".into(),
+            },
+        ),
+    });
     match &shared.isolab_exe {
         Some(exe) => plans.push(
             Plan::new(

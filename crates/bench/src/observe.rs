@@ -665,6 +665,73 @@ fn layer_count(inspect_json: &str) -> Result<usize, NotMeasured> {
         .ok_or_else(|| NotMeasured("isolab image inspect shows no layers".into()))
 }
 
+/// Start-ups per layer count in [`start_with_layers`].
+const LAYER_STARTS: usize = 5;
+
+/// C9: the same container started on 1, 8 and 32 stacked read-only layers (the bench rootfs
+/// at the bottom, each layer above adding one file), through isolab's library in-process;
+/// the medians are the observation's figures.
+pub fn start_with_layers(
+    base: crate::environment::IsolabContainer<'_>,
+    scratch: &Path,
+) -> Observation {
+    let mut o = start_with_layers_unmeasured();
+    let mut evidence = Vec::new();
+    let mut base = Some(base);
+    let result = (|| {
+        for n in [1usize, 8, 32] {
+            let mut c = base
+                .take()
+                .ok_or_else(|| NotMeasured("no container".into()))?;
+            c.upper_layers = make_layers(scratch, n - 1)?;
+            crate::environment::Environment::prepare(&mut c)?;
+            let mut us = Vec::with_capacity(LAYER_STARTS);
+            for i in 0..LAYER_STARTS {
+                us.push(
+                    c.run_as(&format!("bench-layers-{}-{n}-{i}", std::process::id()))?
+                        .0,
+                );
+            }
+            let median = crate::stats::median(&us).unwrap_or(0.0);
+            o.figures
+                .insert(format!("start_median_us_{n}_layers"), median);
+            evidence.push(format!(
+                "{n} layers: {LAYER_STARTS} starts, median {median:.0} µs"
+            ));
+            base = Some(c);
+        }
+        Ok::<_, NotMeasured>(())
+    })();
+    let _ = std::fs::remove_dir_all(scratch.join("observe-layers"));
+    conclude(o, result.map(|()| (true, evidence.join("\n"))))
+}
+
+/// [`start_with_layers`]'s observation before it ran.
+pub fn start_with_layers_unmeasured() -> Observation {
+    observation(
+        ClaimId::C9,
+        "starts-on-32-layers",
+        "isolab-engine-container-overlay",
+        "a container starts on an image of 32 stacked layers (start-up medians for 1, 8 and 32 \
+         layers in the figures; in-process, where the time goes)",
+    )
+}
+
+/// `count` one-file layer directories under `scratch`.
+fn make_layers(scratch: &Path, count: usize) -> Result<Vec<PathBuf>, NotMeasured> {
+    (0..count)
+        .map(|k| {
+            let dir = scratch.join("observe-layers").join(format!("layer-{k}"));
+            write_file(
+                &dir.join(format!("layer-{k}.txt")),
+                &format!("{k}\n"),
+                0o644,
+            )?;
+            Ok(dir)
+        })
+        .collect()
+}
+
 // ---- C10: chroot vs pivot_root -----------------------------------------------------------
 
 /// C10: the classic chroot escape reads a host file from a container entered with `--chroot`,

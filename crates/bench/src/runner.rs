@@ -175,8 +175,11 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
         if config.progress {
             eprint!("\r\x1b[K[observe] C5–C10: kernels, root, namespaces, limits, layers, chroot");
         }
-        let found =
+        let mut found =
             crate::observe::observe_all(shared.observe_target().as_ref().map_err(Clone::clone));
+        found.push(shared.layer_start_cost());
+        // Claim order; checks of one claim stay in the order they ran.
+        found.sort_by_key(|o| o.claim);
         if config.progress {
             eprint!("\r\x1b[K");
         }

@@ -40,6 +40,12 @@ pub enum Target<'a> {
     Container(Arc<IsolabContainer<'a>>),
     /// isolab's stub microVM, in this process.
     MicroVm(isolab_microvm::StubOptions),
+    /// A command line spawned from N plain threads (isolab's CLI): instance `i` of round `r`.
+    /// (With these extra environment variables.)
+    Process(
+        Box<dyn Fn(usize, usize) -> Vec<OsString> + Sync + 'a>,
+        Vec<(OsString, OsString)>,
+    ),
     /// A command line from N hidden-cgroup2 threads (crun), made in `prepare`.
     Command {
         /// argv for instance `i` of round `r`.
@@ -54,6 +60,7 @@ impl std::fmt::Debug for Target<'_> {
         f.write_str(match self {
             Target::Container(_) => "Container",
             Target::MicroVm(_) => "MicroVm",
+            Target::Process(..) => "Process",
             Target::Command { .. } => "Command",
         })
     }
@@ -134,6 +141,12 @@ impl Concurrent<'_> {
                 std::hint::black_box(report);
                 Ok((t.elapsed().as_secs_f64() * 1e6, 0))
             }
+            Target::Process(argv, envs) => {
+                let argv = argv(round, i);
+                let mut cmd = std::process::Command::new(&argv[0]);
+                cmd.args(&argv[1..]).envs(envs.iter().cloned());
+                crate::environment::run_command(&mut cmd).map(|cost| (cost.wall_us, 0))
+            }
             Target::Command { argv, threads } => {
                 threads[i].run(argv(round, i)).map(|cost| (cost.wall_us, 0))
             }
@@ -147,7 +160,7 @@ impl Environment for Concurrent<'_> {
     }
     fn scope(&self) -> crate::schema::Scope {
         match self.target {
-            Target::Command { .. } => crate::schema::Scope::WholeProcess,
+            Target::Command { .. } | Target::Process(..) => crate::schema::Scope::WholeProcess,
             Target::Container(_) | Target::MicroVm(_) => crate::schema::Scope::InProcess,
         }
     }
@@ -167,7 +180,12 @@ impl Environment for Concurrent<'_> {
                 Ok(())
             }
             Target::MicroVm(_) => crate::environment::kvm_usable(),
-            Target::Container(_) => Ok(()),
+            Target::Process(..) if self.measure == Measure::Memory => Err(NotMeasured(
+                "a whole process's memory is measured by the memory question (GNU time), not \
+                 by this process's resident set"
+                    .into(),
+            )),
+            Target::Container(_) | Target::Process(..) => Ok(()),
         }
     }
     fn launch_once(&mut self, round: usize) -> Result<Sample, NotMeasured> {

@@ -42,7 +42,7 @@ pub(crate) fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                 Measure::Memory => (format!("peak-memory-x{n}"), Unit::Bytes),
             };
             let stub_workload = format!("stub-{workload}");
-            let targets: [(&str, Result<Target<'_>, NotMeasured>); 3] = [
+            let mut targets: Vec<(&str, Result<Target<'_>, NotMeasured>)> = vec![
                 (
                     Variant::Full.name(),
                     container.clone().map(Target::Container),
@@ -65,6 +65,9 @@ pub(crate) fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                     }),
                 ),
             ];
+            if measure == Measure::Latency {
+                targets.extend(cli_targets(shared));
+            }
             for (name, target) in targets {
                 let note = match (measure, name) {
                     (Measure::Latency, _) => format!(
@@ -81,7 +84,7 @@ pub(crate) fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                          process's resident set rose (VmHWM after a clear_refs reset)"
                     ),
                 };
-                let workload = if name == "isolab-engine-microvm-stub" {
+                let workload = if name.contains("microvm-stub") {
                     &stub_workload
                 } else {
                     &workload
@@ -112,9 +115,40 @@ pub(crate) fn scaling_plans(shared: &Shared) -> Vec<Plan<'_>> {
                     Measure::Latency => plan.startup(false),
                     Measure::Memory => plan,
                 };
+                let note = if name.starts_with(crate::schema::ENGINE_PREFIX) {
+                    crate::startup::engine_note(&note)
+                } else {
+                    note
+                };
                 plans.push(plan.note(&note));
             }
         }
     }
     plans
+}
+
+/// `isolab container run --rm` and `isolab vm run --guest stub:true` N at a time, as whole
+/// processes (latency only: their memory is the memory question's).
+fn cli_targets(shared: &Shared) -> Vec<(&'static str, Result<Target<'_>, NotMeasured>)> {
+    let exe = shared
+        .isolab_exe
+        .clone()
+        .ok_or_else(|| NotMeasured("needs the isolab binary (run it as `isolab bench`)".into()));
+    let container = exe.clone().and_then(|exe| {
+        let fx = shared.fixture()?;
+        let argv = fixture::peers::isolab_container(&path_str(&exe), &path_str(&fx.rootfs()));
+        let home = fx.scratch().join("cli-home");
+        Ok(Target::Process(
+            Box::new(move |_, _| argv.clone()),
+            vec![(isolab_container::image::HOME_ENV.into(), home.into())],
+        ))
+    });
+    let vm = exe.map(|exe| {
+        let argv = fixture::peers::isolab_vm_stub(&path_str(&exe), "true");
+        Target::Process(Box::new(move |_, _| argv.clone()), Vec::new())
+    });
+    vec![
+        ("isolab-cli-container", container),
+        ("isolab-cli-microvm-stub", vm),
+    ]
 }

@@ -62,6 +62,31 @@ impl Shared {
         })
     }
 
+    /// C9's start-up with 1, 8 and 32 layers, through the library.
+    pub(crate) fn layer_start_cost(&self) -> crate::schema::Observation {
+        let container = self.base_spec(&["/bin/true"]).and_then(|spec| {
+            let fx = self.fixture().map_err(|e| e.0)?;
+            Ok((
+                IsolabContainer::new(
+                    Variant::Overlay,
+                    spec,
+                    fx.rootfs(),
+                    fx.scratch(),
+                    self.cgroups.as_ref(),
+                ),
+                fx.scratch(),
+            ))
+        });
+        match container {
+            Ok((c, scratch)) => crate::observe::start_with_layers(c, &scratch),
+            Err(reason) => {
+                let mut o = crate::observe::start_with_layers_unmeasured();
+                o.outcome = crate::schema::Finding::NotMeasured { reason };
+                o
+            }
+        }
+    }
+
     /// The bench rootfs, or why there is none.
     pub(crate) fn fixture(&self) -> Result<&Fixture, NotMeasured> {
         self.fixture.as_ref().ok_or_else(|| {

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 pub const STUB_TRUE: &str = "stub-true";
 
 /// The note on every in-process row.
-pub fn engine_note(what: &str) -> String {
+pub(crate) fn engine_note(what: &str) -> String {
     format!(
         "isolab's library inside the bench process (where the time goes), not a launch a user \
          sees: {what}"
@@ -69,6 +69,7 @@ pub(crate) fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<P
     plans.push(Plan::new(q, STUB_TRUE, Unit::Us, vm).note(&engine_note(
         "KVM VM create → the stub guest's first instruction → exit → teardown",
     )));
+    plans.extend(pvh_stub_plans(shared));
     plans.extend(linux_boot_plans(shared, config));
     plans
 }
@@ -194,6 +195,35 @@ fn docker_and_gvisor_plans(shared: &Shared, q: Question) -> Vec<Plan<'_>> {
         }
     };
     vec![docker, gvisor]
+}
+
+/// isolab's VMM and QEMU booting the same PVH stub image, as whole processes.
+fn pvh_stub_plans(shared: &Shared) -> Vec<Plan<'_>> {
+    use crate::vmm_compare::{PvhStub, Vmm, PVH_STUB};
+    let scratch = match shared.fixture() {
+        Ok(fx) => fx.scratch(),
+        Err(_) => std::env::temp_dir(),
+    };
+    [Vmm::Isolab, Vmm::Qemu]
+        .into_iter()
+        .map(|vmm| {
+            let env = PvhStub {
+                vmm,
+                isolab: shared.isolab_exe.clone(),
+                image: scratch.join("stub-pvh.elf"),
+            };
+            Plan::new(Question::Startup, PVH_STUB, Unit::Us, env).note(match vmm {
+                Vmm::Isolab => {
+                    "`isolab vm run --kernel stub-pvh.elf --debug-exit --memory 64M`: the PVH \
+                     stub QEMU boots too — process start → guest → isa-debug-exit → process exit"
+                }
+                Vmm::Qemu => {
+                    "`qemu-system-x86_64 -M microvm -accel kvm -m 64M -device isa-debug-exit \
+                     -kernel stub-pvh.elf`: the same image, the same exit"
+                }
+            })
+        })
+        .collect()
 }
 
 /// Samples of a Linux boot row (each one is a whole VM boot to the banner, ~0.6 s here).

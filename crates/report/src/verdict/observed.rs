@@ -8,6 +8,7 @@
 //! disagree are what it depends on (with and without a user namespace, chroot vs pivot_root).
 
 use super::{Parts, Verdict};
+use crate::rows::{self, Kind};
 use isolab_bench::schema::{Finding, Observation, Results};
 
 /// A known check and which way it points.
@@ -15,55 +16,102 @@ struct Rule {
     claim: &'static str,
     /// The check id, or a prefix of it ending in `-`.
     check: &'static str,
-    /// The claim is borne out when the check's statement holds (`true`) or fails (`false`).
-    supports_when_holds: bool,
+    /// Which environments the rule covers.
+    env: Env,
+    /// The claim is borne out when the check's statement holds (`Some(true)`) or fails
+    /// (`Some(false)`); `None`: a contrast, shown with the evidence but not weighed.
+    supports_when_holds: Option<bool>,
 }
 
-const fn rule(claim: &'static str, check: &'static str, supports_when_holds: bool) -> Rule {
+/// The environments a rule covers.
+#[derive(Clone, Copy)]
+enum Env {
+    Any,
+    Kind(Kind),
+    Named(&'static str),
+}
+
+const fn rule(claim: &'static str, check: &'static str, env: Env, supports: Option<bool>) -> Rule {
     Rule {
         claim,
         check,
-        supports_when_holds,
+        env,
+        supports_when_holds: supports,
     }
 }
 
-/// The checks this report knows how to weigh.
+const YES: Option<bool> = Some(true);
+const NO: Option<bool> = Some(false);
+const CONTRAST: Option<bool> = None;
+
+/// The checks this report knows how to weigh, first match wins.
 const RULES: &[Rule] = &[
-    // C5: containers share the host's kernel, a VM's guest runs its own.
-    rule("C5", "kernel-is-host-kernel", true),
-    rule("C5", "guest-kernel-is-own", true),
-    rule("C5", "guest-sees-own-kernel", true),
-    rule("C5", "host-processes-visible", true),
-    // C6: container root acts as host root on a bind-mounted root-owned file.
-    rule("C6", "bind-mount-write-as-root", true),
-    rule("C6", "root-writes-host-file", true),
-    // C7: the kernel's namespaces are exactly the six named (holds → supports).
-    rule("C7", "six-namespaces-suffice", true),
-    rule("C7", "kernel-offers-only-six", true),
-    rule("C7", "uses-namespaces-beyond-six", false),
-    rule("C7", "kernel-offers-more-than-six", false),
+    // C5: a container answers with the host's kernel, a VM's guest with its own. A sandbox
+    // such as gVisor is a container runtime with a kernel of its own: it disagrees with
+    // "containers share the host's kernel", and the verdict then says so.
+    rule(
+        "C5",
+        "kernel-is-host-kernel",
+        Env::Kind(Kind::Container),
+        YES,
+    ),
+    rule("C5", "kernel-is-host-kernel", Env::Kind(Kind::Sandbox), YES),
+    rule("C5", "kernel-is-host-kernel", Env::Kind(Kind::Vm), NO),
+    // C6: container root writing a root-owned host file through a bind mount.
+    rule(
+        "C6",
+        "root-writes-host-file-through-bind-mount",
+        Env::Any,
+        YES,
+    ),
+    // C7: "six namespaces" is incomplete when the kernel offers more or a container uses more;
+    // the six themselves being used is context.
+    rule("C7", "kernel-offers-more-than-six-namespaces", Env::Any, NO),
+    rule(
+        "C7",
+        "default-container-has-own-cgroup-namespace",
+        Env::Any,
+        NO,
+    ),
+    rule(
+        "C7",
+        "default-container-has-own-time-namespace",
+        Env::Any,
+        NO,
+    ),
+    rule("C7", "default-container-has-own-", Env::Any, CONTRAST),
     // C8: each limit enforced.
-    rule("C8", "oom-kill-at-limit", true),
-    rule("C8", "cpu-throttled", true),
-    rule("C8", "fork-bomb-stopped", true),
-    rule("C8", "freezer-", true),
-    rule("C8", "pids-limit", true),
-    rule("C8", "memory-limit", true),
+    rule("C8", "memory-limit-oom-kills", Env::Any, YES),
+    rule("C8", "cpu-quota-throttles", Env::Any, YES),
+    rule("C8", "pids-limit-stops-fork-bomb", Env::Any, YES),
+    rule("C8", "freezer-stops-and-resumes", Env::Any, YES),
     // C9: copy-on-write layers and commit.
-    rule("C9", "writes-stay-in-upper", true),
-    rule("C9", "lower-unchanged", true),
-    rule("C9", "commit-makes-layer", true),
-    rule("C9", "commit-", true),
-    // C10: chroot gives a root of its own that holds; the escape working says it does not.
-    // (The pivot_root escape is the contrast, shown with the evidence but not weighed.)
-    rule("C10", "chroot-escape", false),
+    rule("C9", "writes-stay-in-upper-layer", Env::Any, YES),
+    rule("C9", "commit-adds-one-layer", Env::Any, YES),
+    // C10: the escape from a chroot'ed container says a chroot is no boundary against root;
+    // the same escape against pivot_root (isolab's default) is the contrast.
+    rule(
+        "C10",
+        "chroot-escape-reads-host-file",
+        Env::Named("isolab-cli-container-chroot"),
+        NO,
+    ),
+    rule("C10", "chroot-escape-reads-host-file", Env::Any, CONTRAST),
 ];
 
-fn direction(claim: &str, check: &str) -> Option<bool> {
+/// The rule for an observation: `None` when no rule knows it, `Some(None)` for a contrast.
+fn direction(claim: &str, o: &Observation) -> Option<Option<bool>> {
     RULES
         .iter()
         .find(|r| {
+            let check = &o.check;
+            let env_ok = match r.env {
+                Env::Any => true,
+                Env::Kind(k) => rows::kind(&o.environment) == k,
+                Env::Named(n) => o.environment == n,
+            };
             r.claim == claim
+                && env_ok
                 && (r.check == check || (r.check.ends_with('-') && check.starts_with(r.check)))
         })
         .map(|r| r.supports_when_holds)
@@ -131,7 +179,7 @@ pub(super) fn judge(results: &Results, id: &str) -> Parts {
     let weighed: Vec<(&Observation, bool)> = obs
         .iter()
         .filter_map(|o| match o.outcome {
-            Finding::Observed { holds } => Some((*o, direction(id, &o.check)? == holds)),
+            Finding::Observed { holds } => Some((*o, direction(id, o)?? == holds)),
             Finding::NotMeasured { .. } => None,
         })
         .collect();
@@ -174,12 +222,18 @@ pub(super) fn judge(results: &Results, id: &str) -> Parts {
 
 /// Where a plain verdict would say less than the checks do.
 fn refine(id: &str, verdict: Verdict, obs: &[&Observation]) -> Verdict {
+    // "A container is six namespaces" claims a complete list: one namespace beyond the six,
+    // offered by the kernel or used by a container, refutes it; a namespace a container does
+    // not use (time, by default) says nothing for it.
+    if id == "C7" && matches!(verdict, Verdict::Depends(_)) {
+        return Verdict::Refuted;
+    }
     // A chroot does give a process its own root for path lookups; the escape shows it is not
     // a boundary against root. That is "depends on privileges", not a flat "refuted".
     if id == "C10" && verdict == Verdict::Refuted {
         let pivot = obs
             .iter()
-            .find(|o| o.check.starts_with("pivot-root"))
+            .find(|o| direction(id, o) == Some(CONTRAST))
             .map(|o| match o.outcome {
                 Finding::Observed { holds: false } => {
                     "; pivot_root in a mount namespace held against the same escape"

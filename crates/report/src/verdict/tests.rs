@@ -365,40 +365,56 @@ fn observed_claims() {
             Some(true),
         ),
         observation(
+            ClaimId::C5,
+            "kernel-is-host-kernel",
+            "isolab-cli-microvm-linux",
+            Some(false),
+        ),
+        observation(
             ClaimId::C6,
-            "bind-mount-write-as-root",
+            "root-writes-host-file-through-bind-mount",
             "isolab-cli-container",
             Some(true),
         ),
         observation(
             ClaimId::C6,
-            "bind-mount-write-as-root",
+            "root-writes-host-file-through-bind-mount",
             "isolab-cli-container-userns",
             Some(false),
         ),
         observation(
             ClaimId::C8,
-            "oom-kill-at-limit",
+            "memory-limit-oom-kills",
             "isolab-cli-container",
             Some(true),
         ),
         observation(
             ClaimId::C8,
-            "fork-bomb-stopped",
+            "pids-limit-stops-fork-bomb",
             "isolab-cli-container",
             Some(true),
         ),
-        observation(ClaimId::C8, "freezer-freezes", "isolab-cli-container", None),
+        observation(
+            ClaimId::C8,
+            "freezer-stops-and-resumes",
+            "isolab-cli-container",
+            None,
+        ),
         observation(
             ClaimId::C9,
-            "writes-stay-in-upper",
+            "writes-stay-in-upper-layer",
             "isolab-cli-container",
             Some(false),
         ),
-        observation(ClaimId::C10, "chroot-escape", "host", Some(true)),
         observation(
             ClaimId::C10,
-            "pivot-root-escape",
+            "chroot-escape-reads-host-file",
+            "isolab-cli-container-chroot",
+            Some(true),
+        ),
+        observation(
+            ClaimId::C10,
+            "chroot-escape-reads-host-file",
             "isolab-cli-container",
             Some(false),
         ),
@@ -408,7 +424,7 @@ fn observed_claims() {
     match judge(&r, "C6").verdict {
         Verdict::Depends(on) => {
             assert!(
-                on.contains("borne out in isolab-cli-container (bind"),
+                on.contains("borne out in isolab-cli-container (root-writes"),
                 "{on}"
             );
             assert!(on.contains("not in isolab-cli-container-userns"), "{on}");
@@ -434,4 +450,50 @@ fn observed_claims() {
         Verdict::NotMeasured(why) => assert!(why.contains("not ones this report"), "{why}"),
         v => panic!("C7: {v:?}"),
     }
+}
+
+#[test]
+fn c5_reads_the_kernel_check_by_environment_kind() {
+    let mut r = results(vtx(), Vec::new());
+    let check = "kernel-is-host-kernel";
+    r.observations = vec![
+        observation(ClaimId::C5, check, "isolab-cli-container", Some(true)),
+        observation(ClaimId::C5, check, "isolab-cli-microvm-linux", Some(false)),
+    ];
+    assert_eq!(judge(&r, "C5").verdict, Verdict::Supported);
+    // gVisor: a container runtime whose workload sees a kernel other than the host's.
+    r.observations
+        .push(observation(ClaimId::C5, check, "gvisor", Some(false)));
+    match judge(&r, "C5").verdict {
+        Verdict::Depends(on) => assert!(on.contains("not in gvisor"), "{on}"),
+        v => panic!("C5: {v:?}"),
+    }
+}
+
+#[test]
+fn c7_six_namespaces_is_refuted_by_a_kernel_with_more() {
+    let mut r = results(pvm(), Vec::new());
+    r.observations = vec![
+        observation(
+            ClaimId::C7,
+            "kernel-offers-more-than-six-namespaces",
+            "host",
+            Some(true),
+        ),
+        observation(
+            ClaimId::C7,
+            "default-container-has-own-pid-namespace",
+            "isolab-cli-container",
+            Some(true),
+        ),
+    ];
+    assert_eq!(judge(&r, "C7").verdict, Verdict::Refuted);
+    // A default container without its own time namespace does not rescue the claim.
+    r.observations.push(observation(
+        ClaimId::C7,
+        "default-container-has-own-time-namespace",
+        "isolab-cli-container",
+        Some(false),
+    ));
+    assert_eq!(judge(&r, "C7").verdict, Verdict::Refuted);
 }

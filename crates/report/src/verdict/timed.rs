@@ -132,7 +132,7 @@ pub(super) fn c1_startup(results: &Results) -> Parts {
 fn memory_fig<'a>(results: &'a Results, workload: &str, kind: Kind) -> Option<Fig<'a>> {
     rows::of(results, Question::Memory)
         .filter(|r| r.workload == workload && rows::kind(&r.environment) == kind)
-        .filter(|r| rows::scope(r) == Scope::WholeProcess || workload != "true")
+        .filter(|r| rows::scope(r) == Scope::WholeProcess || !workload.ends_with("true"))
         .find_map(|row| {
             Some(Fig {
                 median: rows::median(row)?,
@@ -177,8 +177,9 @@ pub(super) fn c2_memory(results: &Results) -> Parts {
         return (verdict, numbers, caveat);
     }
     let container = memory_fig(results, "true", Kind::Container);
-    let vmm =
-        memory_fig(results, "idle-vmm", Kind::Vm).or_else(|| memory_fig(results, "true", Kind::Vm));
+    let vmm = memory_fig(results, "idle-vmm", Kind::Vm)
+        .or_else(|| memory_fig(results, "stub-true", Kind::Vm))
+        .or_else(|| memory_fig(results, "true", Kind::Vm));
     let charge = memory_fig(results, "true-cgroup-charge", Kind::Container);
     for f in [&container, &vmm, &charge].into_iter().flatten() {
         numbers.push(format!("{}: {}", label(f.row), fmt_bytes(f.median)));
