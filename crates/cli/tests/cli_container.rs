@@ -609,3 +609,62 @@ fn init_makes_the_workload_pid_2_and_signals_land() {
     ]);
     assert_eq!(out.status.code(), Some(5));
 }
+
+/// The bridge is one host-wide network whatever the store: two users' homes (or a lab and a
+/// test run) draw addresses from one record, reach each other, and the first one's exit does
+/// not take the namespace from under the other's running container.
+#[test]
+fn bridged_containers_of_two_stores_share_one_network() {
+    use std::io::BufRead;
+    if !can_run() {
+        return;
+    }
+    let (first, second) = (Home::new(), Home::new());
+    let show_addr = "ip -o -4 addr show eth0 | awk '{print $4}' | cut -d/ -f1";
+    let mut a = first
+        .isolab()
+        .args(["container", "run", "--rm", "--net", "bridge", "--"])
+        .args(["sh", "-c", &format!("{show_addr}; sleep 2")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut a_addr = String::new();
+    std::io::BufReader::new(a.stdout.take().unwrap())
+        .read_line(&mut a_addr)
+        .unwrap();
+    let a_addr = a_addr.trim().to_string();
+    assert!(a_addr.starts_with("10.77."), "first container: {a_addr:?}");
+
+    let b = second
+        .isolab()
+        .args(["container", "run", "--rm", "--net", "bridge", "--"])
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "{show_addr}; ping -c 1 -W 2 {a_addr} >/dev/null && echo reached; sleep 5; \
+                 ping -c 1 -W 2 10.77.0.1 >/dev/null && echo gateway"
+            ),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let a_out = a.wait_with_output().unwrap();
+    assert!(a_out.status.success(), "{}", stderr(&a_out));
+    // The first store's only container is gone; the second's still runs on the bridge.
+    assert!(
+        Path::new("/run/netns/isolab").exists(),
+        "the first store's exit deleted the shared namespace"
+    );
+    let b_out = b.wait_with_output().unwrap();
+    assert!(b_out.status.success(), "{}", stderr(&b_out));
+    let text = String::from_utf8_lossy(&b_out.stdout);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_ne!(lines[0], a_addr, "both stores leased the same address");
+    assert_eq!(&lines[1..], ["reached", "gateway"], "{text}");
+}
