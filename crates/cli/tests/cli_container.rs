@@ -668,3 +668,49 @@ fn bridged_containers_of_two_stores_share_one_network() {
     assert_ne!(lines[0], a_addr, "both stores leased the same address");
     assert_eq!(&lines[1..], ["reached", "gateway"], "{text}");
 }
+
+/// A store of its own for user `nobody` (65534) and a way to run isolab as that user.
+fn rootless_home() -> Home {
+    let home = Home::new();
+    std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).unwrap();
+    home
+}
+
+fn as_nobody(home: &Home, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_isolab"))
+        .args(args)
+        .env("ISOLAB_HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// An ordinary user removes a kept rootless container, overlay's mode-000 `work/work` included.
+#[test]
+fn rootless_container_rm_removes_everything() {
+    if !can_run() || crate_path("setpriv").is_none() {
+        return;
+    }
+    let home = rootless_home();
+    let out = as_nobody(
+        &home,
+        &[
+            "container",
+            "run",
+            "--name",
+            "kept",
+            "--userns",
+            "--",
+            "sh",
+            "-c",
+            "echo hi > /f",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(home.containers().len(), 1);
+    let out = as_nobody(&home, &["container", "rm", "kept"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(home.containers().is_empty(), "{:?}", home.containers());
+}

@@ -254,6 +254,11 @@ fn unescape_mountinfo(field: &str) -> String {
 
 /// `rm -rf` that stays on one filesystem: meeting another device means something is mounted
 /// inside, and deleting through it would destroy someone else's files.
+///
+/// Like `rm -rf` it first gives `u+rwx` to each directory the caller owns but may not list or
+/// empty: root ignores permission bits, but an unprivileged owner does not — and overlayfs
+/// leaves exactly such a directory in every work dir (`work/work`, mode 000), so without this a
+/// rootless container could never be removed.
 pub(crate) fn remove_tree(path: &Path) -> Result<(), ImageError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
@@ -263,6 +268,7 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), ImageError> {
     if !meta.is_dir() {
         return fs::remove_file(path).map_err(ImageError::io("remove", path));
     }
+    open_up_owned_dir(path, &meta)?;
     remove_dir_contents(path, meta.dev())?;
     match fs::remove_dir(path) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(ImageError::io("remove", path)(e)),
@@ -287,6 +293,7 @@ fn remove_dir_contents(dir: &Path, dev: u64) -> Result<(), ImageError> {
             if meta.dev() != dev {
                 return Err(ImageError::StillMounted(path));
             }
+            open_up_owned_dir(&path, &meta)?;
             remove_dir_contents(&path, dev)?;
             fs::remove_dir(&path)
         } else {
@@ -300,4 +307,18 @@ fn remove_dir_contents(dir: &Path, dev: u64) -> Result<(), ImageError> {
         }
     }
     Ok(())
+}
+
+/// chmod u+rwx a directory the caller owns that lacks any of them, so it can be listed and
+/// emptied. Directories owned by others are left as they are (chmod would fail anyway; root
+/// needs no permission bits).
+fn open_up_owned_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), ImageError> {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o700 == 0o700 || meta.uid() != nix::unistd::Uid::effective().as_raw() {
+        return Ok(());
+    }
+    match fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700)) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(ImageError::io("chmod", dir)(e)),
+        _ => Ok(()),
+    }
 }
