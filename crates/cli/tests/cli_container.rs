@@ -687,6 +687,54 @@ fn as_nobody(home: &Home, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// An ordinary user commits a rootless container: the layer keeps the files as the caller's,
+/// which is container root again in the next rootless container.
+#[test]
+fn rootless_commit_keeps_files_as_the_callers() {
+    if !can_run() || crate_path("setpriv").is_none() {
+        return;
+    }
+    let home = rootless_home();
+    let out = as_nobody(
+        &home,
+        &[
+            "container",
+            "run",
+            "--name",
+            "work",
+            "--userns",
+            "--",
+            "sh",
+            "-c",
+            "echo v1 > /note; mkdir /d; echo x > /d/f",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_nobody(&home, &["commit", "work", "noted"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_nobody(
+        &home,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--userns",
+            "--image",
+            "noted",
+            "--",
+            "sh",
+            "-c",
+            "cat /note /d/f; stat -c %u /note /d",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "v1\nx\n0\n0\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// An ordinary user removes a kept rootless container, overlay's mode-000 `work/work` included.
 #[test]
 fn rootless_container_rm_removes_everything() {
