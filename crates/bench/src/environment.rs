@@ -427,7 +427,7 @@ pub struct IsolabContainer<'a> {
     pub base: ContainerSpec,
     /// The rootfs dir (the overlay's lower layer for the overlay variants).
     pub rootfs: PathBuf,
-    /// Where per-start overlay dirs and the bridge's lease state go.
+    /// Where per-start overlay dirs and the seccomp cache go.
     pub scratch: PathBuf,
     /// The host's cgroup hierarchies.
     pub cgroups: Option<&'a CgroupRoot>,
@@ -513,12 +513,8 @@ impl<'a> IsolabContainer<'a> {
             ctx.overlay = Some(dirs);
         }
         if self.variant.bridge() {
-            let plan = isolab_container::network::prepare(
-                &bench_bridge(),
-                &self.scratch.join("home"),
-                &id,
-            )
-            .map_err(|e| NotMeasured(format!("bridge network: {e}")))?;
+            let plan = isolab_container::network::prepare(&bench_bridge(), &id)
+                .map_err(|e| NotMeasured(format!("bridge network: {e}")))?;
             ctx.network = Some(plan);
         }
         let result = spawn::run(spec, ctx);
@@ -592,7 +588,6 @@ impl Environment for IsolabContainer<'_> {
             spec.network = isolab_container::NetworkMode::Bridge;
             let anchor = isolab_container::network::prepare(
                 &bench_bridge(),
-                &self.scratch.join("home"),
                 &format!("bench-anchor-{}", std::process::id()),
             )
             .map_err(|e| NotMeasured(format!("bridge network: {e}")))?;

@@ -501,7 +501,6 @@ fn run_container(args: RunArgs) -> Result<u8> {
     let network = match spec.network {
         NetworkMode::Bridge => Some(isolab_container::network::prepare(
             &isolab_container::network::BridgeConfig::default(),
-            store.home(),
             &dirs.id,
         )?),
         _ => None,

@@ -609,3 +609,156 @@ fn init_makes_the_workload_pid_2_and_signals_land() {
     ]);
     assert_eq!(out.status.code(), Some(5));
 }
+
+/// The bridge is one host-wide network whatever the store: two users' homes (or a lab and a
+/// test run) draw addresses from one record, reach each other, and the first one's exit does
+/// not take the namespace from under the other's running container.
+#[test]
+fn bridged_containers_of_two_stores_share_one_network() {
+    use std::io::BufRead;
+    if !can_run() {
+        return;
+    }
+    let (first, second) = (Home::new(), Home::new());
+    let show_addr = "ip -o -4 addr show eth0 | awk '{print $4}' | cut -d/ -f1";
+    let mut a = first
+        .isolab()
+        .args(["container", "run", "--rm", "--net", "bridge", "--"])
+        .args(["sh", "-c", &format!("{show_addr}; sleep 2")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut a_addr = String::new();
+    std::io::BufReader::new(a.stdout.take().unwrap())
+        .read_line(&mut a_addr)
+        .unwrap();
+    let a_addr = a_addr.trim().to_string();
+    assert!(a_addr.starts_with("10.77."), "first container: {a_addr:?}");
+
+    let b = second
+        .isolab()
+        .args(["container", "run", "--rm", "--net", "bridge", "--"])
+        .args([
+            "sh",
+            "-c",
+            &format!(
+                "{show_addr}; ping -c 1 -W 2 {a_addr} >/dev/null && echo reached; sleep 5; \
+                 ping -c 1 -W 2 10.77.0.1 >/dev/null && echo gateway"
+            ),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let a_out = a.wait_with_output().unwrap();
+    assert!(a_out.status.success(), "{}", stderr(&a_out));
+    // The first store's only container is gone; the second's still runs on the bridge.
+    assert!(
+        Path::new("/run/netns/isolab").exists(),
+        "the first store's exit deleted the shared namespace"
+    );
+    let b_out = b.wait_with_output().unwrap();
+    assert!(b_out.status.success(), "{}", stderr(&b_out));
+    let text = String::from_utf8_lossy(&b_out.stdout);
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_ne!(lines[0], a_addr, "both stores leased the same address");
+    assert_eq!(&lines[1..], ["reached", "gateway"], "{text}");
+}
+
+/// A store of its own for user `nobody` (65534) and a way to run isolab as that user.
+fn rootless_home() -> Home {
+    let home = Home::new();
+    std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).unwrap();
+    home
+}
+
+fn as_nobody(home: &Home, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(env!("CARGO_BIN_EXE_isolab"))
+        .args(args)
+        .env("ISOLAB_HOME", home.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// An ordinary user commits a rootless container: the layer keeps the files as the caller's,
+/// which is container root again in the next rootless container.
+#[test]
+fn rootless_commit_keeps_files_as_the_callers() {
+    if !can_run() || crate_path("setpriv").is_none() {
+        return;
+    }
+    let home = rootless_home();
+    let out = as_nobody(
+        &home,
+        &[
+            "container",
+            "run",
+            "--name",
+            "work",
+            "--userns",
+            "--",
+            "sh",
+            "-c",
+            "echo v1 > /note; mkdir /d; echo x > /d/f",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_nobody(&home, &["commit", "work", "noted"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = as_nobody(
+        &home,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--userns",
+            "--image",
+            "noted",
+            "--",
+            "sh",
+            "-c",
+            "cat /note /d/f; stat -c %u /note /d",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "v1\nx\n0\n0\n",
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// An ordinary user removes a kept rootless container, overlay's mode-000 `work/work` included.
+#[test]
+fn rootless_container_rm_removes_everything() {
+    if !can_run() || crate_path("setpriv").is_none() {
+        return;
+    }
+    let home = rootless_home();
+    let out = as_nobody(
+        &home,
+        &[
+            "container",
+            "run",
+            "--name",
+            "kept",
+            "--userns",
+            "--",
+            "sh",
+            "-c",
+            "echo hi > /f",
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(home.containers().len(), 1);
+    let out = as_nobody(&home, &["container", "rm", "kept"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(home.containers().is_empty(), "{:?}", home.containers());
+}

@@ -223,6 +223,20 @@ pub enum ImageError {
         /// The xattr found.
         xattr: String,
     },
+    /// A file whose owner an unprivileged copy cannot give its copy.
+    #[error(
+        "cannot copy {path}: it is owned by {uid}:{gid}, and without root a copy can only be owned by you ({caller_uid}) and your groups; run as root to keep other owners"
+    )]
+    OwnerNotRepresentable {
+        /// The source file.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+        /// Its group.
+        gid: u32,
+        /// The copying user.
+        caller_uid: u32,
+    },
     /// The home directory cannot be created or written.
     #[error(
         "cannot use {home} as isolab's store: {source}; run as root or point ${HOME_ENV} at a writable directory"
@@ -882,7 +896,8 @@ impl Store {
             )
         });
         // A user-namespace container wrote its upper dir with host ids (container root =
-        // host_base); the layer must hold the ids the container saw.
+        // host_base); the layer must hold the ids the container saw. Rootless, the copy keeps
+        // the caller's own ids instead: that store's layers hold container root as the caller.
         let id_shift = record
             .config
             .spec

@@ -44,6 +44,11 @@
 //! [`BridgePlan::release`]) removes the lease, and the last lease to go deletes the namespace, so
 //! after a run `ip netns` is exactly as before. If isolab itself is killed with SIGKILL, its
 //! leases are recognised as stale (their process is gone) and reclaimed by the next run.
+//!
+//! **One record per host.** The namespace is a host-wide object, so its leases are too: they
+//! live in `/run/isolab/network/<netns>/`, whatever store (`$ISOLAB_HOME`) a container belongs
+//! to. Two users' stores, a test run and a lab, a bench and a user all draw addresses from the
+//! same record, and the namespace goes only when no container on the host holds a lease.
 
 mod child;
 mod ipam;
@@ -60,7 +65,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use netlink::RtNetlink;
@@ -120,7 +125,7 @@ pub enum NetworkError {
 }
 
 fn permission_hint(e: &io::Error) -> &'static str {
-    if e.raw_os_error() == Some(libc::EPERM) {
+    if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EACCES)) {
         " (bridge networking needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN)"
     } else {
         ""
@@ -244,8 +249,8 @@ impl fmt::Display for Subnet {
     }
 }
 
-/// Where bridge-mode containers are plugged in. One `(home, netns)` pair is one network: all
-/// isolab processes sharing a home must use the same config.
+/// Where bridge-mode containers are plugged in. One netns name is one network on the host: all
+/// isolab processes using it must use the same config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BridgeConfig {
     /// The private subnet; the bridge takes its first address.
@@ -328,6 +333,7 @@ pub struct BridgePlan {
     host_veth: String,
     child: ChildNet,
     netns: String,
+    /// `/run/isolab/network/<netns>`: this namespace's leases and round-robin cursor.
     net_dir: PathBuf,
     lease_path: PathBuf,
     bridge_index: u32,
@@ -335,13 +341,14 @@ pub struct BridgePlan {
     released: bool,
 }
 
+/// Where the leases of the namespace `netns` are kept, host-wide (see the module docs).
+pub fn lease_dir(netns: &str) -> PathBuf {
+    ipam::state_dir(netns).join("leases")
+}
+
 /// Before clone, in the parent: lease an address and make sure isolab's namespace and bridge
-/// exist. `home` is isolab's state directory; leases live in `<home>/net/leases`.
-pub fn prepare(
-    config: &BridgeConfig,
-    home: &Path,
-    container_id: &str,
-) -> Result<BridgePlan, NetworkError> {
+/// exist. Leases live host-wide in [`lease_dir`], shared by every store on the host.
+pub fn prepare(config: &BridgeConfig, container_id: &str) -> Result<BridgePlan, NetworkError> {
     config.validate()?;
     if container_id.is_empty() || container_id.contains(['\n', '\0']) {
         return Err(NetworkError::InvalidName {
@@ -350,12 +357,10 @@ pub fn prepare(
             reason: "it must be non-empty and contain no newline or NUL",
         });
     }
-    let net_dir = home.join("net");
+    let net_dir = ipam::state_dir(&config.netns);
     let leases_dir = net_dir.join("leases");
-    let lock = ipam::NetLock::acquire(&net_dir).map_err(io_err(format!(
-        "locking {}",
-        net_dir.join("lock").display()
-    )))?;
+    let lock = ipam::NetLock::acquire()
+        .map_err(io_err(format!("locking {}", ipam::lock_path().display())))?;
 
     let leases = ipam::scan(&leases_dir).map_err(io_err(format!(
         "reading leases in {}",
@@ -566,10 +571,8 @@ impl BridgePlan {
         // by hand costs 15-50 ms (two device unregistrations, each waiting for RCU grace
         // periods) and would only race the kernel's own asynchronous teardown.
         let result = (|| -> Result<(), NetworkError> {
-            let _lock = ipam::NetLock::acquire(&self.net_dir).map_err(io_err(format!(
-                "locking {}",
-                self.net_dir.join("lock").display()
-            )))?;
+            let _lock = ipam::NetLock::acquire()
+                .map_err(io_err(format!("locking {}", ipam::lock_path().display())))?;
             fs::remove_file(&self.lease_path)
                 .or_else(ignore_not_found)
                 .map_err(io_err(format!(
@@ -594,6 +597,10 @@ impl BridgePlan {
                     "deleting network namespace {}",
                     netns::path(&self.netns).display()
                 )))?;
+                // Safe under the lock: no one else can be between scanning and taking a lease.
+                fs::remove_dir_all(&self.net_dir)
+                    .or_else(ignore_not_found)
+                    .map_err(io_err(format!("removing {}", self.net_dir.display())))?;
             }
             Ok(())
         })();

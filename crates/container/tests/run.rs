@@ -288,7 +288,6 @@ fn two_bridge_containers_ping_each_other() {
     }
     use isolab_container::network::{prepare, BridgeConfig};
     use isolab_container::NetworkMode;
-    let home = tempfile::tempdir().unwrap();
     let config = BridgeConfig {
         subnet: "10.231.7.0/24".parse().unwrap(),
         bridge: "isotest0".into(),
@@ -306,7 +305,7 @@ fn two_bridge_containers_ping_each_other() {
     // The server: shows its interfaces, then stays up for a while.
     let server_sb = Sandbox::new();
     let ready = server_sb.out().join("ready");
-    let server_plan = prepare(&config, home.path(), &unique_id("srv")).unwrap();
+    let server_plan = prepare(&config, &unique_id("srv")).unwrap();
     let server_addr = server_plan.address();
     let mut server = server_sb.spec(
         "ls /sys/class/net > /out/ifs; ip -o -4 addr show eth0 > /out/addr; touch /out/ready; sleep 2",
@@ -338,7 +337,7 @@ fn two_bridge_containers_ping_each_other() {
     let mut ctx = isolab_container::spawn::RunContext::new(unique_id("cli"));
     ctx.cgroups = Some(&cgroups);
     ctx.overlay = Some(client_sb.overlay());
-    ctx.network = Some(prepare(&config, home.path(), &unique_id("cli")).unwrap());
+    ctx.network = Some(prepare(&config, &unique_id("cli")).unwrap());
     let out = isolab_container::spawn::run(&client, ctx).unwrap();
     assert_eq!(out.status, ExitStatus::Exited(0));
     let (server_out, server_sb) = server_thread.join().unwrap();
@@ -353,7 +352,7 @@ fn two_bridge_containers_ping_each_other() {
         client_sb.read("ping")
     );
     // Leases, the bridge namespace and the veths are gone once both have exited.
-    let leases = home.path().join("net/leases");
+    let leases = isolab_container::network::lease_dir(&config.netns);
     assert_eq!(
         std::fs::read_dir(&leases).map(|d| d.count()).unwrap_or(0),
         0

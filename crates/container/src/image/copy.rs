@@ -7,6 +7,11 @@
 //! `trusted.overlay.*`) and timestamps. Like `cp -x` it does not descend into other
 //! filesystems, so importing a live root does not copy `/proc`.
 //!
+//! Without root (a rootless store) a copy cannot chown: every file it makes belongs to the
+//! caller. That is exactly right for a rootless container's upper dir, whose user namespace maps
+//! container root to the caller alone, so the caller's id *is* the layer's root there; any other
+//! owner cannot be represented and is refused with [`ImageError::OwnerNotRepresentable`].
+//!
 //! Deleting is the mirror danger: `rm -rf` of a container directory that still has something
 //! mounted in it deletes *through* the mount (a bind-mounted host directory would be emptied).
 //! [`ensure_nothing_mounted_under`] checks the mount table first, and [`remove_tree`] refuses to
@@ -41,7 +46,8 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path, mode: CopyMode) -> Result<u64, I
 
 /// [`copy_tree`], also mapping owners in `host_base..host_base + count` back to `0..count`: a
 /// container run in a user namespace wrote its upper dir as host ids, but a layer stores the
-/// ids the container saw, like every other layer.
+/// ids the container saw, like every other layer. Without root no owner can be changed, so
+/// the shift does not apply: files stay the caller's (see the module docs).
 pub(crate) fn copy_tree_shifted(
     src: &Path,
     dst: &Path,
@@ -49,9 +55,11 @@ pub(crate) fn copy_tree_shifted(
     id_shift: Option<(u32, u32)>,
 ) -> Result<u64, ImageError> {
     let root_meta = fs::symlink_metadata(src).map_err(ImageError::io("stat", src))?;
+    let privileged = nix::unistd::Uid::effective().is_root();
     let mut copier = Copier {
         mode,
-        id_shift,
+        id_shift: id_shift.filter(|_| privileged),
+        privileged,
         root_dev: root_meta.dev(),
         links: HashMap::new(),
         size_bytes: 0,
@@ -65,6 +73,8 @@ struct Copier {
     mode: CopyMode,
     /// (host_base, count) of a user-namespace mapping to undo.
     id_shift: Option<(u32, u32)>,
+    /// Whether this process may chown to anyone (root); otherwise only to itself.
+    privileged: bool,
     root_dev: u64,
     /// (dev, ino) of multiply-linked files already copied → their copy.
     links: HashMap<(u64, u64), PathBuf>,
@@ -92,9 +102,7 @@ impl Copier {
                 let target = fs::read_link(&from).map_err(ImageError::io("read link", &from))?;
                 std::os::unix::fs::symlink(&target, &to)
                     .map_err(ImageError::io("create symlink", &to))?;
-                let (uid, gid) = self.owner(&meta);
-                std::os::unix::fs::lchown(&to, Some(uid), Some(gid))
-                    .map_err(ImageError::io("chown", &to))?;
+                self.set_owner(&from, &to, &meta)?;
                 set_times(&to, &meta)?;
             } else {
                 if meta.nlink() > 1 {
@@ -142,12 +150,35 @@ impl Copier {
         to: &Path,
         meta: &fs::Metadata,
     ) -> Result<(), ImageError> {
-        let (uid, gid) = self.owner(meta);
-        std::os::unix::fs::lchown(to, Some(uid), Some(gid)).map_err(ImageError::io("chown", to))?;
+        self.set_owner(from, to, meta)?;
         fs::set_permissions(to, fs::Permissions::from_mode(meta.mode() & 0o7777))
             .map_err(ImageError::io("chmod", to))?;
         self.copy_xattrs(from, to)?;
         set_times(to, meta)
+    }
+
+    /// chown `to` to the owner `from` should have in the copy. Unprivileged, a copy already
+    /// owned right is left alone (chown would be a no-op, and to a group of the caller's it
+    /// still works), and an owner chown cannot give is reported as such.
+    fn set_owner(&self, from: &Path, to: &Path, meta: &fs::Metadata) -> Result<(), ImageError> {
+        let (uid, gid) = self.owner(meta);
+        if !self.privileged {
+            let have = fs::symlink_metadata(to).map_err(ImageError::io("stat", to))?;
+            if (have.uid(), have.gid()) == (uid, gid) {
+                return Ok(());
+            }
+        }
+        match std::os::unix::fs::lchown(to, Some(uid), Some(gid)) {
+            Err(e) if !self.privileged && e.raw_os_error() == Some(libc::EPERM) => {
+                Err(ImageError::OwnerNotRepresentable {
+                    path: from.to_path_buf(),
+                    uid,
+                    gid,
+                    caller_uid: nix::unistd::Uid::effective().as_raw(),
+                })
+            }
+            other => other.map_err(ImageError::io("chown", to)),
+        }
     }
 
     fn owner(&self, meta: &fs::Metadata) -> (u32, u32) {
@@ -177,8 +208,16 @@ impl Copier {
                 if OPAQUE.contains(&name_str.as_ref()) {
                     // Mark it in both namespaces: the layer then hides lower directories whether
                     // or not the next mount uses `userxattr`.
+                    // Without root only the user.* one can be set; rootless overlay mounts read
+                    // that one (`userxattr`).
                     for opaque in OPAQUE {
-                        xattr::set(to, opaque, &value).map_err(ImageError::io("set xattr", to))?;
+                        match xattr::set(to, opaque, &value) {
+                            Err(e)
+                                if !self.privileged
+                                    && opaque.starts_with("trusted.")
+                                    && e.raw_os_error() == Some(libc::EPERM) => {}
+                            other => other.map_err(ImageError::io("set xattr", to))?,
+                        }
                     }
                 } else if name_str.ends_with(".metacopy") || name_str.ends_with(".redirect") {
                     return Err(ImageError::UnsupportedOverlayFeature {
@@ -254,6 +293,11 @@ fn unescape_mountinfo(field: &str) -> String {
 
 /// `rm -rf` that stays on one filesystem: meeting another device means something is mounted
 /// inside, and deleting through it would destroy someone else's files.
+///
+/// Like `rm -rf` it first gives `u+rwx` to each directory the caller owns but may not list or
+/// empty: root ignores permission bits, but an unprivileged owner does not — and overlayfs
+/// leaves exactly such a directory in every work dir (`work/work`, mode 000), so without this a
+/// rootless container could never be removed.
 pub(crate) fn remove_tree(path: &Path) -> Result<(), ImageError> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
@@ -263,6 +307,7 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), ImageError> {
     if !meta.is_dir() {
         return fs::remove_file(path).map_err(ImageError::io("remove", path));
     }
+    open_up_owned_dir(path, &meta)?;
     remove_dir_contents(path, meta.dev())?;
     match fs::remove_dir(path) {
         Err(e) if e.kind() != ErrorKind::NotFound => Err(ImageError::io("remove", path)(e)),
@@ -287,6 +332,7 @@ fn remove_dir_contents(dir: &Path, dev: u64) -> Result<(), ImageError> {
             if meta.dev() != dev {
                 return Err(ImageError::StillMounted(path));
             }
+            open_up_owned_dir(&path, &meta)?;
             remove_dir_contents(&path, dev)?;
             fs::remove_dir(&path)
         } else {
@@ -300,4 +346,18 @@ fn remove_dir_contents(dir: &Path, dev: u64) -> Result<(), ImageError> {
         }
     }
     Ok(())
+}
+
+/// chmod u+rwx a directory the caller owns that lacks any of them, so it can be listed and
+/// emptied. Directories owned by others are left as they are (chmod would fail anyway; root
+/// needs no permission bits).
+fn open_up_owned_dir(dir: &Path, meta: &fs::Metadata) -> Result<(), ImageError> {
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o700 == 0o700 || meta.uid() != nix::unistd::Uid::effective().as_raw() {
+        return Ok(());
+    }
+    match fs::set_permissions(dir, fs::Permissions::from_mode(mode | 0o700)) {
+        Err(e) if e.kind() != ErrorKind::NotFound => Err(ImageError::io("chmod", dir)(e)),
+        _ => Ok(()),
+    }
 }

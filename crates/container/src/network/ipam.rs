@@ -2,11 +2,18 @@
 //!
 //! Several isolab processes may start containers at once, and any of them may be killed with
 //! SIGKILL, so the record of which address is taken must live on disk and must be recoverable.
-//! Each lease is a file `<home>/net/leases/<ip>` created with `O_EXCL` (the kernel guarantees
-//! only one creator wins), holding the container id and the pid *and start time* of the isolab
-//! process that took it. A lease whose process is gone — or whose pid now belongs to a different
-//! process, which the start time reveals — is stale and may be reclaimed. All changes happen
-//! under an `flock(2)` on `<home>/net/lock`, which the kernel drops by itself if its holder dies.
+//! Each lease is a file `/run/isolab/network/<netns>/leases/<ip>` created with `O_EXCL` (the
+//! kernel guarantees only one creator wins), holding the container id and the pid *and start
+//! time* of the isolab process that took it. A lease whose process is gone — or whose pid now
+//! belongs to a different process, which the start time reveals — is stale and may be reclaimed.
+//! All changes happen under an `flock(2)` on `/run/isolab/network/lock`, which the kernel drops
+//! by itself if its holder dies.
+//!
+//! The state is host-wide, not per store (`$ISOLAB_HOME`): the namespace and its bridge are
+//! host-wide objects, shared by every isolab on the host whatever its store, so the record of
+//! who uses them must be too — otherwise two stores hand out the same address, and the last
+//! container of one store deletes the bridge under the other's running containers. It lives
+//! under `/run` because it describes kernel objects that do not survive a reboot either.
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -18,21 +25,36 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::Subnet;
 
-/// An exclusive `flock` on `<home>/net/lock`, released on drop.
+/// The host-wide root of isolab's network state.
+pub(crate) const STATE_ROOT: &str = "/run/isolab/network";
+
+/// The lease state of one named namespace: `/run/isolab/network/<netns>`.
+pub(crate) fn state_dir(netns: &str) -> PathBuf {
+    Path::new(STATE_ROOT).join(netns)
+}
+
+/// The host-wide lock file. One lock for every namespace, and it is never deleted: a per-
+/// namespace lock inside a directory that the last release removes could be held by two
+/// processes at once (one on the unlinked file, one on its replacement).
+pub(crate) fn lock_path() -> PathBuf {
+    Path::new(STATE_ROOT).join("lock")
+}
+
+/// An exclusive `flock` on `/run/isolab/network/lock`, released on drop.
 #[derive(Debug)]
 pub(crate) struct NetLock {
     _lock: Flock<fs::File>,
 }
 
 impl NetLock {
-    pub(crate) fn acquire(net_dir: &Path) -> io::Result<Self> {
-        fs::create_dir_all(net_dir.join("leases"))?;
+    pub(crate) fn acquire() -> io::Result<Self> {
+        fs::create_dir_all(STATE_ROOT)?;
         let file = fs::OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(net_dir.join("lock"))?;
+            .open(lock_path())?;
         let lock =
             Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| io::Error::from(e))?;
         Ok(NetLock { _lock: lock })
@@ -68,10 +90,16 @@ fn lease_is_live(content: &str) -> bool {
     }
 }
 
-/// Lists every lease in `leases_dir`, marking which are still held by a live process.
+/// Lists every lease in `leases_dir`, marking which are still held by a live process. A missing
+/// directory holds no leases.
 pub(crate) fn scan(leases_dir: &Path) -> io::Result<Vec<LeaseEntry>> {
     let mut out = Vec::new();
-    for entry in fs::read_dir(leases_dir)? {
+    let entries = match fs::read_dir(leases_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
         let entry = entry?;
         let Some(address) = entry
             .file_name()
@@ -114,6 +142,7 @@ pub(crate) fn take(
     container_id: &str,
 ) -> io::Result<Option<(Ipv4Addr, PathBuf)>> {
     let leases_dir = net_dir.join("leases");
+    fs::create_dir_all(&leases_dir)?;
     let last_file = net_dir.join(LAST_FILE);
     let last = fs::read_to_string(&last_file)
         .ok()

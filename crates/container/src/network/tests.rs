@@ -5,6 +5,7 @@
 use super::*;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::process::Command;
 use std::sync::atomic::AtomicU32;
 use std::time::Instant;
@@ -76,8 +77,8 @@ fn link_names(prefix: &[&str]) -> Vec<String> {
         .collect()
 }
 
-fn lease_files(home: &Path) -> Vec<String> {
-    match fs::read_dir(home.join("net/leases")) {
+fn lease_files(netns: &str) -> Vec<String> {
+    match fs::read_dir(super::lease_dir(netns)) {
         Ok(rd) => rd
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect(),
@@ -290,8 +291,7 @@ fn bridge_config_rejects_bad_names() {
             ..
         })
     ));
-    let home = tempfile::tempdir().unwrap();
-    let err = prepare(&BridgeConfig::default(), home.path(), "bad\nid").unwrap_err();
+    let err = prepare(&BridgeConfig::default(), "bad\nid").unwrap_err();
     assert!(err.to_string().contains("container id"), "{err}");
 }
 
@@ -316,11 +316,10 @@ fn two_containers_on_the_bridge_ping_each_other() {
         return;
     }
     let config = test_config();
-    let home = tempfile::tempdir().unwrap();
     let netns_before = netns_list(&config.netns);
 
-    let plan_a = prepare(&config, home.path(), "ctr-a").unwrap();
-    let plan_b = prepare(&config, home.path(), "ctr-b").unwrap();
+    let plan_a = prepare(&config, "ctr-a").unwrap();
+    let plan_b = prepare(&config, "ctr-b").unwrap();
     assert_ne!(plan_a.address(), plan_b.address());
     assert!(config.subnet.contains(plan_a.address()));
     assert_eq!(plan_a.gateway(), config.subnet.gateway());
@@ -397,7 +396,7 @@ fn two_containers_on_the_bridge_ping_each_other() {
     plan_a.release().unwrap();
     assert!(netns_listed(&config.netns), "still in use by b");
     drop(plan_b);
-    assert_eq!(lease_files(home.path()), Vec::<String>::new());
+    assert_eq!(lease_files(&config.netns), Vec::<String>::new());
     assert_eq!(netns_list(&config.netns), netns_before);
     assert!(!netns::path(&config.netns).exists());
 }
@@ -444,33 +443,30 @@ fn stale_leases_and_namespace_of_a_killed_isolab_are_reclaimed() {
         return;
     }
     let config = test_config();
-    let home = tempfile::tempdir().unwrap();
     let netns_before = netns_list(&config.netns);
 
     // Simulate `kill -9` of isolab: the plan is never dropped, and its lease names a process
     // that no longer exists (our pid with a start time that is not ours).
-    let crashed = prepare(&config, home.path(), "crashed").unwrap();
+    let crashed = prepare(&config, "crashed").unwrap();
     let crashed_addr = crashed.address();
     fs::write(
-        home.path()
-            .join("net/leases")
-            .join(crashed_addr.to_string()),
+        super::lease_dir(&config.netns).join(crashed_addr.to_string()),
         format!("crashed\n{}\n1\n", std::process::id()),
     )
     .unwrap();
     std::mem::forget(crashed);
     assert!(netns_listed(&config.netns));
 
-    let fresh = prepare(&config, home.path(), "fresh").unwrap();
+    let fresh = prepare(&config, "fresh").unwrap();
     assert_eq!(
-        lease_files(home.path()),
+        lease_files(&config.netns),
         vec![fresh.address().to_string()],
         "the stale lease of {crashed_addr} was reclaimed"
     );
     let names = link_names(&["ip", "-n", &config.netns]);
     assert!(!names.iter().any(|n| n.starts_with("veth")), "{names:?}");
     drop(fresh);
-    assert_eq!(lease_files(home.path()), Vec::<String>::new());
+    assert_eq!(lease_files(&config.netns), Vec::<String>::new());
     assert_eq!(netns_list(&config.netns), netns_before);
 }
 
@@ -480,23 +476,21 @@ fn concurrent_prepares_get_distinct_addresses_and_clean_up() {
         return;
     }
     let config = test_config();
-    let home = tempfile::tempdir().unwrap();
     let netns_before = netns_list(&config.netns);
     let plans: Vec<BridgePlan> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|i| {
                 let config = &config;
-                let home = home.path();
-                s.spawn(move || prepare(config, home, &format!("c{i}")).unwrap())
+                s.spawn(move || prepare(config, &format!("c{i}")).unwrap())
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let addrs: BTreeSet<Ipv4Addr> = plans.iter().map(|p| p.address()).collect();
     assert_eq!(addrs.len(), 8);
-    assert_eq!(lease_files(home.path()).len(), 8);
+    assert_eq!(lease_files(&config.netns).len(), 8);
     drop(plans);
-    assert_eq!(lease_files(home.path()), Vec::<String>::new());
+    assert_eq!(lease_files(&config.netns), Vec::<String>::new());
     assert_eq!(netns_list(&config.netns), netns_before);
 }
 
@@ -506,16 +500,15 @@ fn repeated_runs_leave_nothing_behind() {
         return;
     }
     let config = test_config();
-    let home = tempfile::tempdir().unwrap();
     let netns_before = netns_list(&config.netns);
     // Cold: every run is the only container, so it creates and deletes isolab's namespace.
     // Warm: an anchor lease keeps the namespace, as when containers overlap.
     for phase in ["cold", "warm"] {
-        let anchor = (phase == "warm").then(|| prepare(&config, home.path(), "anchor").unwrap());
+        let anchor = (phase == "warm").then(|| prepare(&config, "anchor").unwrap());
         let (mut prepare_us, mut attach_us, mut release_us) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..20 {
             let began = Instant::now();
-            let plan = prepare(&config, home.path(), &format!("r{i}")).unwrap();
+            let plan = prepare(&config, &format!("r{i}")).unwrap();
             prepare_us.push(began.elapsed().as_micros());
             let (ctr, err, attach) = start(Setup::Bridge(&plan), &["true"]);
             assert_eq!(err, None);
@@ -536,6 +529,6 @@ fn repeated_runs_leave_nothing_behind() {
         );
         drop(anchor);
     }
-    assert_eq!(lease_files(home.path()), Vec::<String>::new());
+    assert_eq!(lease_files(&config.netns), Vec::<String>::new());
     assert_eq!(netns_list(&config.netns), netns_before);
 }
