@@ -267,7 +267,7 @@ impl ProbeBench<'_> {
                 ),
                 Ok(_) => {
                     group.bench_function(
-                        BenchmarkId::new("isolab-microvm-stub", self.workload),
+                        BenchmarkId::new("isolab-engine-microvm-stub", self.workload),
                         |b| {
                             b.iter_custom(|n| {
                                 (0..n)

@@ -47,7 +47,7 @@ fn memory(c: &mut Criterion<Bytes>) {
         return;
     }
     let vm = MicroVmStub {
-        name: "isolab-microvm-stub".into(),
+        name: "isolab-engine-microvm-stub".into(),
         workload: Workload::True,
         options: StubOptions {
             measure_rss: true,
@@ -55,7 +55,7 @@ fn memory(c: &mut Criterion<Bytes>) {
         },
     };
     group.bench_function(
-        BenchmarkId::new("isolab-microvm-stub", "vmm-overhead-in-process"),
+        BenchmarkId::new("isolab-engine-microvm-stub", "vmm-overhead-in-process"),
         |b| {
             b.iter_custom(|n| {
                 (0..n)
@@ -74,7 +74,7 @@ fn memory(c: &mut Criterion<Bytes>) {
         ),
         Some(exe) => {
             let mut idle = IdleProcessRss {
-                name: "isolab-microvm-cli".into(),
+                name: "isolab-cli-microvm-stub".into(),
                 argv: [
                     exe.as_os_str(),
                     "vm".as_ref(),
@@ -90,13 +90,16 @@ fn memory(c: &mut Criterion<Bytes>) {
                 .map(|s| s.to_os_string())
                 .collect(),
             };
-            group.bench_function(BenchmarkId::new("isolab-microvm-cli", "idle-vmm"), |b| {
-                b.iter_custom(|n| {
-                    (0..n as usize)
-                        .map(|i| idle.launch_once(i).expect("idle VMM").value as u64)
-                        .sum()
-                })
-            });
+            group.bench_function(
+                BenchmarkId::new("isolab-cli-microvm-stub", "idle-vmm"),
+                |b| {
+                    b.iter_custom(|n| {
+                        (0..n as usize)
+                            .map(|i| idle.launch_once(i).expect("idle VMM").value as u64)
+                            .sum()
+                    })
+                },
+            );
         }
     }
     group.finish();

@@ -40,7 +40,7 @@ fn syscall(c: &mut Criterion) {
             eprintln!("{name}: isolab-microvm-stub not measured here: {reason}");
             continue;
         }
-        group.bench_function(BenchmarkId::new("isolab-microvm-stub", name), |b| {
+        group.bench_function(BenchmarkId::new("isolab-engine-microvm-stub", name), |b| {
             b.iter_custom(|n| {
                 (0..n)
                     .map(|_| stub_duration(workload, EXITS).expect("stub VM"))

@@ -26,18 +26,22 @@ fn stub(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(50)
         .measurement_time(Duration::from_secs(3));
-    group.bench_function(BenchmarkId::new("isolab-microvm-stub", "true"), |b| {
-        b.iter_custom(|n| {
-            let mut total = Duration::ZERO;
-            for _ in 0..n {
-                let t = Instant::now();
-                let report = boot_stub(Workload::True, StubOptions::default()).expect("stub VM");
-                total += t.elapsed();
-                std::hint::black_box(report);
-            }
-            total
-        })
-    });
+    group.bench_function(
+        BenchmarkId::new("isolab-engine-microvm-stub", "stub-true"),
+        |b| {
+            b.iter_custom(|n| {
+                let mut total = Duration::ZERO;
+                for _ in 0..n {
+                    let t = Instant::now();
+                    let report =
+                        boot_stub(Workload::True, StubOptions::default()).expect("stub VM");
+                    total += t.elapsed();
+                    std::hint::black_box(report);
+                }
+                total
+            })
+        },
+    );
     group.finish();
 
     // Where the in-process launch goes with and without a CPUID table (KVM_GET_SUPPORTED_CPUID
@@ -106,12 +110,12 @@ fn linux(c: &mut Criterion) {
     let w = "linux-to-command-line";
     match isolab_exe() {
         Some(isolab) => {
-            group.bench_function(BenchmarkId::new("isolab-microvm-linux", w), |b| {
+            group.bench_function(BenchmarkId::new("isolab-cli-microvm-linux", w), |b| {
                 b.iter_custom(|n| {
                     (0..n)
                         .map(|_| {
                             time_to_mark(
-                                "isolab-microvm-linux",
+                                "isolab-cli-microvm-linux",
                                 linux_boot::isolab_argv(&isolab, &kernel, &initrd),
                                 true,
                             )
@@ -121,7 +125,7 @@ fn linux(c: &mut Criterion) {
             });
         }
         None => eprintln!(
-            "vm: isolab-microvm-linux not measured: build the isolab binary (cargo build \
+            "vm: isolab-cli-microvm-linux not measured: build the isolab binary (cargo build \
              --release -p isolab-cli) or set ISOLAB_EXE"
         ),
     }

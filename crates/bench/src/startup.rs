@@ -202,7 +202,19 @@ fn pvh_stub_plans(shared: &Shared) -> Vec<Plan<'_>> {
     use crate::vmm_compare::{PvhStub, Vmm, PVH_STUB};
     let scratch = match shared.fixture() {
         Ok(fx) => fx.scratch(),
-        Err(_) => std::env::temp_dir(),
+        Err(_) => {
+            return ["isolab-cli-microvm-stub", "qemu-microvm-stub"]
+                .into_iter()
+                .map(|name| {
+                    Plan::new(
+                        Question::Startup,
+                        PVH_STUB,
+                        Unit::Us,
+                        shared.unavailable(name),
+                    )
+                })
+                .collect()
+        }
     };
     [Vmm::Isolab, Vmm::Qemu]
         .into_iter()
