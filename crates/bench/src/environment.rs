@@ -642,6 +642,7 @@ pub fn vm_phases(t: &isolab_microvm::PhaseTimings) -> Vec<(String, f64)> {
     [
         ("create_vm_us", t.create_vm_us),
         ("memory_us", t.memory_us),
+        ("irqchip_us", t.irqchip_us),
         ("vcpus_us", t.vcpus_us),
         ("load_us", t.load_us),
         ("first_run_at_us", t.first_run_at_us),

@@ -167,13 +167,14 @@ pub fn parse_vm_timings(stderr: &str) -> Vec<(String, f64)> {
     let names = [
         ("create VM", "create_vm_us"),
         ("guest memory", "memory_us"),
+        ("irqchip + PIT", "irqchip_us"),
         ("vCPUs", "vcpus_us"),
-        ("load kernel", "load_us"),
+        ("load guest", "load_us"),
         ("first KVM_RUN", "first_run_at_us"),
         ("kernel banner", "banner_at_us"),
         ("exit", "exit_at_us"),
         ("teardown", "teardown_us"),
-        ("total", "total_us"),
+        ("VM total", "total_us"),
     ];
     let mut out = Vec::new();
     for line in stderr.lines() {
@@ -251,14 +252,25 @@ mod tests {
 
     #[test]
     fn vm_timings_parse_into_named_phases() {
-        let text = "phase                         µs\ncreate VM (+irqchip)          412\n\
-                    guest memory                   61\nfirst KVM_RUN       at       2100\n\
-                    kernel banner       at     512345\ninit reached        at          -\n\
-                    total                  520000\n";
+        // As `isolab vm run --timings` prints it (crates/cli/src/vm.rs, print_timings).
+        let text = "phase                                 µs\n\
+                    exec → main (CPU time)                900\n\
+                    create VM                             412\n\
+                    guest memory                           61\n\
+                    irqchip + PIT                         130\n\
+                    load guest + boot params             9000\n\
+                    first KVM_RUN               at       2100\n\
+                    kernel banner               at     512345\n\
+                    init reached                at          -\n\
+                    VM total                           520000\n\
+                    process total to here              521000\n";
         let phases = parse_vm_timings(text);
         assert!(phases.contains(&("create_vm_us".into(), 412.0)));
         assert!(phases.contains(&("banner_at_us".into(), 512345.0)));
+        assert!(phases.contains(&("irqchip_us".into(), 130.0)));
+        assert!(phases.contains(&("load_us".into(), 9000.0)));
         assert!(phases.contains(&("total_us".into(), 520000.0)));
+        assert_eq!(phases.len(), 7, "{phases:?}");
         // "-" (not reached) is no figure.
         assert!(!phases.iter().any(|(k, _)| k.contains("init")));
     }

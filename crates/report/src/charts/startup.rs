@@ -120,9 +120,10 @@ const CONTAINER_PHASES: [(&str, &str); 7] = [
     ("run_us", "workload runs"),
     ("cleanup_us", "cleanup"),
 ];
-const VM_PHASES: [(&str, &str); 5] = [
+const VM_PHASES: [(&str, &str); 6] = [
     ("create_vm_us", "create VM"),
     ("memory_us", "guest memory"),
+    ("irqchip_us", "irqchip + PIT"),
     ("vcpus_us", "vCPUs"),
     ("load_us", "load guest"),
     ("teardown_us", "teardown"),
@@ -133,13 +134,15 @@ fn segments(row: &Row) -> Vec<(String, f64)> {
     let p = &row.phases_median_us;
     let get = |k: &str| p.get(k).copied().unwrap_or(0.0).max(0.0);
     let mut segs: Vec<(String, f64)> = if p.contains_key("create_vm_us") {
-        let mut v: Vec<(String, f64)> = VM_PHASES[..4]
+        // Teardown comes last, after the guest's own run.
+        let (teardown, setup) = VM_PHASES.split_last().unwrap_or((&("", ""), &[]));
+        let mut v: Vec<(String, f64)> = setup
             .iter()
             .map(|(k, name)| (name.to_string(), get(k)))
             .collect();
         let guest = (get("exit_at_us") - get("first_run_at_us")).max(0.0);
         v.push(("guest runs (KVM_RUN → exit)".into(), guest));
-        v.push((VM_PHASES[4].1.to_string(), get(VM_PHASES[4].0)));
+        v.push((teardown.1.to_string(), get(teardown.0)));
         v
     } else {
         CONTAINER_PHASES
