@@ -20,9 +20,18 @@ pub fn can_run() -> bool {
     true
 }
 
-/// A read-only layer with a static busybox and its applets, shared by every test.
+static LAYER: OnceLock<PathBuf> = OnceLock::new();
+
+/// Removes the shared layer when the test binary exits (a static is never dropped).
+extern "C" fn remove_busybox_layer() {
+    if let Some(dir) = LAYER.get() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A read-only layer with a static busybox and its applets, shared by every test of this
+/// binary and removed when it exits.
 pub fn busybox_layer() -> &'static Path {
-    static LAYER: OnceLock<PathBuf> = OnceLock::new();
     LAYER.get_or_init(|| {
         let dir = std::env::temp_dir().join(format!("isolab-test-layer-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
@@ -40,6 +49,9 @@ pub fn busybox_layer() -> &'static Path {
             }
         }
         std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+        // SAFETY: registers a function without captured state, run once by exit(3) after
+        // every test has finished.
+        unsafe { libc::atexit(remove_busybox_layer) };
         dir
     })
 }
