@@ -25,6 +25,7 @@
 
 use isolab_bench::environment::{hide_cgroup2_mount, run_command};
 use isolab_bench::fixture::{peers, which, Fixture};
+use isolab_bench::order::Rng;
 use isolab_bench::stats;
 use std::ffi::OsString;
 use std::process::Command;
@@ -117,9 +118,9 @@ fn main() {
         c.peak_rss_kib.clear();
     }
     let mut order: Vec<usize> = (0..field.len()).collect();
-    let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15);
     for round in 0..rounds {
-        shuffle(&mut order, &mut seed);
+        rng.shuffle(&mut order);
         for &i in &order {
             std::thread::sleep(gap);
             field[i].launch();
@@ -171,17 +172,6 @@ impl Contender {
         let cost = run_command(&mut cmd).unwrap_or_else(|e| panic!("{}: {}", self.name, e.0));
         self.wall_ms.push(cost.wall_us / 1e3);
         self.peak_rss_kib.push((cost.max_rss_bytes / 1024) as i64);
-    }
-}
-
-/// xorshift64* + Fisher-Yates: a fixed seed makes every run's order reproducible.
-fn shuffle(v: &mut [usize], state: &mut u64) {
-    for i in (1..v.len()).rev() {
-        *state ^= *state >> 12;
-        *state ^= *state << 25;
-        *state ^= *state >> 27;
-        let r = state.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        v.swap(i, (r % (i as u64 + 1)) as usize);
     }
 }
 

@@ -348,17 +348,7 @@ pub(crate) fn memory_plans(shared: &Shared) -> Vec<Plan<'_>> {
                 Unit::Bytes,
                 density::IdleProcessRss {
                     name: "isolab-cli-microvm-stub".into(),
-                    argv: os(&[
-                        &path_str(exe),
-                        "vm",
-                        "run",
-                        "--guest",
-                        "stub:hang",
-                        "--memory",
-                        "64M",
-                        "--timeout",
-                        "60s",
-                    ]),
+                    argv: idle_vm_argv(exe, "60s"),
                 },
             )
             .note(
@@ -514,20 +504,7 @@ pub(crate) fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
     let vms = match (&shared.isolab_exe, config.quick) {
         (_, true) => skip(quick),
         (None, _) => skip("needs the isolab binary (run it as `isolab bench`)"),
-        (Some(exe), false) => density::fill_vmm_processes(
-            &os(&[
-                &path_str(exe),
-                "vm",
-                "run",
-                "--guest",
-                "stub:hang",
-                "--memory",
-                "64M",
-                "--timeout",
-                "900s",
-            ]),
-            &limits,
-        ),
+        (Some(exe), false) => density::fill_vmm_processes(&idle_vm_argv(exe, "900s"), &limits),
     };
     let mut rows = Vec::new();
     rows.extend(density_pair(
@@ -550,4 +527,20 @@ pub(crate) fn density_rows(shared: &Shared, config: &RunConfig) -> Vec<Row> {
         "VMM PSS (shared pages divided among the VMMs)",
     ));
     rows
+}
+
+/// `isolab vm run` of a stub guest that idles (64 MiB of guest RAM) until `timeout`: what the
+/// idle-VMM and density rows keep running.
+fn idle_vm_argv(exe: &Path, timeout: &str) -> Vec<OsString> {
+    os(&[
+        &path_str(exe),
+        "vm",
+        "run",
+        "--guest",
+        "stub:hang",
+        "--memory",
+        "64M",
+        "--timeout",
+        timeout,
+    ])
 }

@@ -507,13 +507,13 @@ impl Store {
     /// [`Store::empty_trash`] later instead.
     pub fn remove_container(&self, id_or_name: &str) -> Result<(), ImageError> {
         let record = self.container(id_or_name)?;
+        if let Some(pid) = record.state.live_pid() {
+            return Err(ImageError::ContainerRunning { id: record.id, pid });
+        }
         if record.removed_on_exit {
-            if let Some(pid) = record.state.live_pid() {
-                return Err(ImageError::ContainerRunning { id: record.id, pid });
-            }
             return self.remove_ephemeral(&record.dirs);
         }
-        let trash = self.trash_container(id_or_name)?;
+        let trash = self.trash_record(&record)?;
         copy::remove_tree(&trash)
     }
 
@@ -624,6 +624,11 @@ impl Store {
         if let Some(pid) = record.state.live_pid() {
             return Err(ImageError::ContainerRunning { id: record.id, pid });
         }
+        self.trash_record(&record)
+    }
+
+    /// Frees a stopped container's name and renames its directory into the trash.
+    fn trash_record(&self, record: &ContainerRecord) -> Result<PathBuf, ImageError> {
         copy::ensure_nothing_mounted_under(&record.dirs.dir)?;
         if let Some(name) = &record.config.name {
             let link = self.names.join(name);
