@@ -73,6 +73,7 @@ pub mod device_bpf;
 pub mod devices;
 mod error;
 mod fsio;
+mod placement;
 pub mod limits;
 mod stats;
 mod v1;

@@ -8,8 +8,10 @@
 
 pub mod capabilities;
 pub mod credentials;
+pub mod exec_path;
 pub mod hardening;
 pub mod image;
+pub mod join;
 pub mod namespaces;
 pub mod network;
 pub mod oci;

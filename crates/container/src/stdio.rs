@@ -33,6 +33,10 @@ pub enum StdioMode {
     Log(PathBuf),
     /// An interactive pseudo-terminal.
     Tty,
+    /// A pseudo-terminal whose master is sent to the unix socket at this path (the OCI
+    /// runtime's `--console-socket`): the caller — podman's conmon — relays it; isolab only
+    /// hands it over.
+    ConsoleSocket(PathBuf),
 }
 
 /// The parent's ends of the streams once the child is started.
@@ -87,6 +91,16 @@ pub(crate) fn prepare(mode: &StdioMode) -> std::io::Result<(ParentStdio, ChildSt
                 ChildStdio {
                     fds: [None, Some(out_w), Some(err_w)],
                     console: None,
+                },
+            ))
+        }
+        StdioMode::ConsoleSocket(path) => {
+            let socket = std::os::unix::net::UnixStream::connect(path)?;
+            Ok((
+                ParentStdio::Inherit,
+                ChildStdio {
+                    fds: [None, None, None],
+                    console: Some((socket.into(), None)),
                 },
             ))
         }

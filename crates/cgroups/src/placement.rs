@@ -1,0 +1,21 @@
+//! Where a cgroup is placed when the caller's own cgroup must not matter.
+//!
+//! [`CgroupRoot::detect`] puts containers under the *caller's* cgroup (`<own>/isolab/<name>`),
+//! which suits a launcher that lives as long as its container. An OCI runtime is different:
+//! `create`, `kill` and `delete` are separate processes, started by whoever (podman's conmon,
+//! a shell, a test), each sitting in a different cgroup, and all of them must find the same
+//! directory. So the runtime places its containers relative to each hierarchy's root instead.
+
+use crate::{CgroupError, CgroupRoot};
+
+impl CgroupRoot {
+    /// This host's layout, with cgroups created under `<hierarchy root>/isolab/<name>` in
+    /// every hierarchy, whichever cgroup the calling process is in.
+    pub fn detect_at_hierarchy_roots() -> Result<CgroupRoot, CgroupError> {
+        let mode = CgroupRoot::detect()?.mode();
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+            .map_err(|e| CgroupError::io("read", "/proc/self/mountinfo".into(), e))?;
+        // No line for any hierarchy: the caller counts as sitting at `/` in each.
+        CgroupRoot::from_proc_text(mode, &mountinfo, "")
+    }
+}
