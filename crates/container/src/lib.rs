@@ -13,7 +13,6 @@ pub mod image;
 pub mod namespaces;
 pub mod network;
 pub mod oci;
-mod oci_security;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spawn;
