@@ -18,6 +18,7 @@ pub mod seccomp;
 pub mod spawn;
 pub mod spec;
 pub mod stdio;
+pub mod utc;
 
 pub use capabilities::CapSet;
 pub use namespaces::{Namespace, NamespaceSet};
