@@ -184,8 +184,7 @@ pub fn rfc3339_utc(t: SystemTime) -> String {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (year, month, day, h, m, s) = isolab_container::image::utc_fields(secs);
-    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
+    isolab_container::utc::UtcDateTime::from_unix_s(secs).rfc3339()
 }
 
 #[cfg(test)]

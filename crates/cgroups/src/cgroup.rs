@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::detect::{Backend, CgroupRoot, Controller, ControllerSet};
+use crate::detect::{Backend, CgroupRoot, Controller, ControllerSet, V2Hierarchy};
 use crate::error::CgroupError;
 use crate::fsio::{self, put, NumBuf};
 use crate::limits::Resources;
@@ -206,6 +206,47 @@ fn controller_name(c: Controller, backend: Option<Backend>) -> &'static str {
     }
 }
 
+/// The real v2 controllers of `on_v2` to enable in `subtree_control` (not the core
+/// `cpu.stat`/freeze files); one a limit needs but the parent does not offer is an error.
+fn v2_controllers_to_enable(
+    v2h: &V2Hierarchy,
+    on_v2: ControllerSet,
+    res: &Resources,
+) -> Result<ControllerSet, CgroupError> {
+    let (_, available) = v2h.parent();
+    let mut wanted = ControllerSet::EMPTY;
+    for c in on_v2.iter().filter(|c| c.v2_name().is_some()) {
+        if available.contains(c) {
+            wanted.insert(c);
+        } else if let Some((_, Some(why))) = required(res).into_iter().find(|(rc, _)| *rc == c) {
+            return Err(CgroupError::ControllerMissing {
+                controller: controller_name(c, Some(Backend::V2)),
+                needed_for: why,
+            });
+        }
+    }
+    Ok(wanted)
+}
+
+/// `mkdir <isolab>/<name>` on v2, re-run on ENOENT: another container may have removed the
+/// shared parent between `ensure_isolab` and the `mkdir`.
+fn mkdir_v2(v2h: &V2Hierarchy, wanted: ControllerSet, name: &str) -> Result<PathBuf, CgroupError> {
+    let mut attempts = 0;
+    loop {
+        let dir = v2::ensure_isolab(v2h, wanted)?.join(name);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                return Err(CgroupError::AlreadyExists { path: dir })
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) && attempts < MKDIR_ATTEMPTS => {
+                attempts += 1;
+            }
+            Err(e) => return Err(CgroupError::io("mkdir", dir, e)),
+        }
+    }
+}
+
 impl CgroupRoot {
     /// Creates `<caller's cgroup>/isolab/<name>` in every hierarchy needed by `res` or used
     /// for statistics and freezing, and writes the limits. Nothing is attached yet.
@@ -215,6 +256,23 @@ impl CgroupRoot {
     pub fn create(&self, name: &str, res: &Resources) -> Result<Cgroup, CgroupError> {
         validate_name(name)?;
         res.validate()?;
+        let used = self.controllers_for(res)?;
+        // Dropped on any error below, which removes the directories already made.
+        let mut cg = Cgroup {
+            name: name.to_owned(),
+            dirs: Vec::with_capacity(self.v1.len() + 1),
+            destroy_on_drop: true,
+        };
+        self.create_v1(&mut cg, used, res)?;
+        if let Some(v2h) = &self.v2 {
+            self.create_v2(&mut cg, v2h, used, res)?;
+        }
+        Ok(cg)
+    }
+
+    /// The controllers the cgroup will use: every one a limit in `res` needs (an error naming
+    /// the limit if the host lacks it) and the optional ones kept for statistics and freezing.
+    fn controllers_for(&self, res: &Resources) -> Result<ControllerSet, CgroupError> {
         let mut used = ControllerSet::EMPTY;
         for (c, why) in required(res) {
             if let Some(why) = why {
@@ -232,16 +290,21 @@ impl CgroupRoot {
                 used.insert(c);
             }
         }
-        let mut cg = Cgroup {
-            name: name.to_owned(),
-            dirs: Vec::with_capacity(self.v1.len() + 1),
-            destroy_on_drop: true,
-        };
+        Ok(used)
+    }
+
+    /// One directory in each v1 hierarchy that holds a used controller, with its limits.
+    fn create_v1(
+        &self,
+        cg: &mut Cgroup,
+        used: ControllerSet,
+        res: &Resources,
+    ) -> Result<(), CgroupError> {
         for h in &self.v1 {
             if h.controllers.intersect(used).is_empty() {
                 continue;
             }
-            let dir = h.isolab_dir.join(name);
+            let dir = h.isolab_dir.join(&cg.name);
             mkdir_child(&dir, || mkdir_ignore_exists(&h.isolab_dir))?;
             cg.dirs.push(Dir {
                 path: dir,
@@ -250,59 +313,39 @@ impl CgroupRoot {
             let dir = &cg.dirs[cg.dirs.len() - 1].path;
             v1::apply_limits(dir, h, res)?;
         }
-        if let Some(v2h) = &self.v2 {
-            let mut on_v2 = ControllerSet::EMPTY;
-            for c in used.iter() {
-                if self.backend(c) == Some(Backend::V2) {
-                    on_v2.insert(c);
-                }
-            }
-            if !on_v2.is_empty() {
-                let (_, available) = v2h.parent();
-                // Only real v2 controllers go into subtree_control (not core cpu.stat/freeze).
-                let mut wanted = ControllerSet::EMPTY;
-                for c in on_v2.iter().filter(|c| c.v2_name().is_some()) {
-                    if available.contains(c) {
-                        wanted.insert(c);
-                    } else if let Some((_, Some(why))) =
-                        required(res).into_iter().find(|(rc, _)| *rc == c)
-                    {
-                        return Err(CgroupError::ControllerMissing {
-                            controller: controller_name(c, Some(Backend::V2)),
-                            needed_for: why,
-                        });
-                    }
-                }
-                let mut attempts = 0;
-                let path = loop {
-                    // Re-run on ENOENT: another container may have removed the shared parent.
-                    let dir = v2::ensure_isolab(v2h, wanted)?.join(name);
-                    match std::fs::create_dir(&dir) {
-                        Ok(()) => break dir,
-                        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                            return Err(CgroupError::AlreadyExists { path: dir })
-                        }
-                        Err(e)
-                            if e.raw_os_error() == Some(libc::ENOENT)
-                                && attempts < MKDIR_ATTEMPTS =>
-                        {
-                            attempts += 1;
-                        }
-                        Err(e) => return Err(CgroupError::io("mkdir", dir, e)),
-                    }
-                };
-                cg.dirs.push(Dir {
-                    path,
-                    kind: Kind::V2,
-                });
-                let dir = &cg.dirs[cg.dirs.len() - 1].path;
-                v2::apply_limits(dir, wanted, res)?;
-                if let (true, Some(rules)) = (on_v2.contains(Controller::Devices), &res.devices) {
-                    crate::device_bpf::DeviceProgram::compile(rules).attach(dir)?;
-                }
+        Ok(())
+    }
+
+    /// The v2 directory, if any used controller lives on v2: its controllers enabled in the
+    /// parent's `subtree_control`, its limits written and its device program attached.
+    fn create_v2(
+        &self,
+        cg: &mut Cgroup,
+        v2h: &V2Hierarchy,
+        used: ControllerSet,
+        res: &Resources,
+    ) -> Result<(), CgroupError> {
+        let mut on_v2 = ControllerSet::EMPTY;
+        for c in used.iter() {
+            if self.backend(c) == Some(Backend::V2) {
+                on_v2.insert(c);
             }
         }
-        Ok(cg)
+        if on_v2.is_empty() {
+            return Ok(());
+        }
+        let wanted = v2_controllers_to_enable(v2h, on_v2, res)?;
+        let path = mkdir_v2(v2h, wanted, &cg.name)?;
+        cg.dirs.push(Dir {
+            path,
+            kind: Kind::V2,
+        });
+        let dir = &cg.dirs[cg.dirs.len() - 1].path;
+        v2::apply_limits(dir, wanted, res)?;
+        if let (true, Some(rules)) = (on_v2.contains(Controller::Devices), &res.devices) {
+            crate::device_bpf::DeviceProgram::compile(rules).attach(dir)?;
+        }
+        Ok(())
     }
 
     /// Finds the existing cgroup `name` (made by another process, e.g. for `isolab pause`).

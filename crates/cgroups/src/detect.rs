@@ -281,73 +281,16 @@ impl CgroupRoot {
     ) -> Result<CgroupRoot, CgroupError> {
         let mounts = parse_mountinfo(mountinfo);
         let paths = parse_self_cgroup(self_cgroup);
-        let mut v1 = Vec::new();
-        if mode != CgroupMode::Unified {
-            for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
-                let mut set = ControllerSet::EMPTY;
-                for c in m.super_opts.split(',').filter_map(Controller::from_v1_name) {
-                    set.insert(c);
-                }
-                if set.is_empty() || v1.iter().any(|h: &V1Hierarchy| h.controllers == set) {
-                    continue; // named hierarchy (name=systemd) or a second mount of one we have
-                }
-                let own = paths
-                    .iter()
-                    .find(|p| {
-                        p.controllers
-                            .split(',')
-                            .any(|c| Controller::from_v1_name(c).is_some_and(|c| set.contains(c)))
-                    })
-                    .map(|p| p.path.as_str())
-                    .unwrap_or("/");
-                let own_dir = join_own(&m.mount_point, &m.root, own);
-                v1.push(V1Hierarchy {
-                    controllers: set,
-                    isolab_dir: own_dir.join("isolab"),
-                    own_dir,
-                });
-            }
-        }
-        let mut v2 = None;
-        if mode != CgroupMode::Legacy {
-            let candidates: Vec<&MountEntry> =
-                mounts.iter().filter(|m| m.fstype == "cgroup2").collect();
-            let preferred = if mode == CgroupMode::Unified {
-                "/sys/fs/cgroup"
-            } else {
-                "/sys/fs/cgroup/unified"
-            };
-            let m = candidates
-                .iter()
-                .find(|m| m.mount_point == Path::new(preferred))
-                .or(candidates.first())
-                .ok_or_else(|| {
-                    CgroupError::Detect(format!(
-                        "mode {mode:?} but no cgroup2 mount in /proc/self/mountinfo"
-                    ))
-                })?;
-            let own = paths
-                .iter()
-                .find(|p| p.hierarchy_id == "0" && p.controllers.is_empty())
-                .map(|p| p.path.as_str())
-                .unwrap_or("/");
-            let own_dir = join_own(&m.mount_point, &m.root, own);
-            let controllers = |dir: &Path| -> Result<ControllerSet, CgroupError> {
-                let mut buf = [0u8; 256];
-                match fsio::read_file(dir, "cgroup.controllers", &mut buf) {
-                    Ok(s) => Ok(ControllerSet::from_v2_list(s)),
-                    Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(ControllerSet::EMPTY),
-                    Err(e) => Err(CgroupError::io("read", dir.join("cgroup.controllers"), e)),
-                }
-            };
-            v2 = Some(V2Hierarchy {
-                own_available: controllers(&own_dir)?,
-                root_available: controllers(&m.mount_point)?,
-                parent_is_root: AtomicBool::new(own_dir == m.mount_point),
-                own_dir,
-                mount_point: m.mount_point.clone(),
-            });
-        }
+        let v1 = if mode != CgroupMode::Unified {
+            v1_hierarchies(&mounts, &paths)
+        } else {
+            Vec::new()
+        };
+        let v2 = if mode != CgroupMode::Legacy {
+            Some(v2_hierarchy(mode, &mounts, &paths)?)
+        } else {
+            None
+        };
         if mode != CgroupMode::Unified && v1.is_empty() {
             return Err(CgroupError::Detect(format!(
                 "mode {mode:?} but no v1 controller hierarchy in /proc/self/mountinfo"
@@ -411,6 +354,82 @@ impl CgroupRoot {
             }
         }
     }
+}
+
+/// One hierarchy per distinct set of v1 controllers mounted, each with the caller's own
+/// directory in it; named hierarchies (`name=systemd`) and second mounts are skipped.
+fn v1_hierarchies(mounts: &[MountEntry], paths: &[SelfCgroup]) -> Vec<V1Hierarchy> {
+    let mut v1 = Vec::new();
+    for m in mounts.iter().filter(|m| m.fstype == "cgroup") {
+        let mut set = ControllerSet::EMPTY;
+        for c in m.super_opts.split(',').filter_map(Controller::from_v1_name) {
+            set.insert(c);
+        }
+        if set.is_empty() || v1.iter().any(|h: &V1Hierarchy| h.controllers == set) {
+            continue; // named hierarchy (name=systemd) or a second mount of one we have
+        }
+        let own = paths
+            .iter()
+            .find(|p| {
+                p.controllers
+                    .split(',')
+                    .any(|c| Controller::from_v1_name(c).is_some_and(|c| set.contains(c)))
+            })
+            .map(|p| p.path.as_str())
+            .unwrap_or("/");
+        let own_dir = join_own(&m.mount_point, &m.root, own);
+        v1.push(V1Hierarchy {
+            controllers: set,
+            isolab_dir: own_dir.join("isolab"),
+            own_dir,
+        });
+    }
+    v1
+}
+
+/// The cgroup2 mount (at `/sys/fs/cgroup`, or `/sys/fs/cgroup/unified` in hybrid mode, else
+/// the first one), the caller's own directory in it, and the controllers it and the root offer.
+fn v2_hierarchy(
+    mode: CgroupMode,
+    mounts: &[MountEntry],
+    paths: &[SelfCgroup],
+) -> Result<V2Hierarchy, CgroupError> {
+    let candidates: Vec<&MountEntry> = mounts.iter().filter(|m| m.fstype == "cgroup2").collect();
+    let preferred = if mode == CgroupMode::Unified {
+        "/sys/fs/cgroup"
+    } else {
+        "/sys/fs/cgroup/unified"
+    };
+    let m = candidates
+        .iter()
+        .find(|m| m.mount_point == Path::new(preferred))
+        .or(candidates.first())
+        .ok_or_else(|| {
+            CgroupError::Detect(format!(
+                "mode {mode:?} but no cgroup2 mount in /proc/self/mountinfo"
+            ))
+        })?;
+    let own = paths
+        .iter()
+        .find(|p| p.hierarchy_id == "0" && p.controllers.is_empty())
+        .map(|p| p.path.as_str())
+        .unwrap_or("/");
+    let own_dir = join_own(&m.mount_point, &m.root, own);
+    let controllers = |dir: &Path| -> Result<ControllerSet, CgroupError> {
+        let mut buf = [0u8; 256];
+        match fsio::read_file(dir, "cgroup.controllers", &mut buf) {
+            Ok(s) => Ok(ControllerSet::from_v2_list(s)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(ControllerSet::EMPTY),
+            Err(e) => Err(CgroupError::io("read", dir.join("cgroup.controllers"), e)),
+        }
+    };
+    Ok(V2Hierarchy {
+        own_available: controllers(&own_dir)?,
+        root_available: controllers(&m.mount_point)?,
+        parent_is_root: AtomicBool::new(own_dir == m.mount_point),
+        own_dir,
+        mount_point: m.mount_point.clone(),
+    })
 }
 
 /// `<mount point>/<own path relative to the mount's root>`.

@@ -15,12 +15,12 @@ pub mod join;
 pub mod namespaces;
 pub mod network;
 pub mod oci;
-mod oci_security;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spawn;
 pub mod spec;
 pub mod stdio;
+pub mod utc;
 
 pub use capabilities::CapSet;
 pub use namespaces::{Namespace, NamespaceSet};

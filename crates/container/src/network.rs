@@ -65,7 +65,7 @@ use std::fmt;
 use std::fs;
 use std::io;
 use std::net::Ipv4Addr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use netlink::RtNetlink;
@@ -350,46 +350,13 @@ pub fn lease_dir(netns: &str) -> PathBuf {
 /// exist. Leases live host-wide in [`lease_dir`], shared by every store on the host.
 pub fn prepare(config: &BridgeConfig, container_id: &str) -> Result<BridgePlan, NetworkError> {
     config.validate()?;
-    if container_id.is_empty() || container_id.contains(['\n', '\0']) {
-        return Err(NetworkError::InvalidName {
-            what: "container id",
-            name: container_id.to_string(),
-            reason: "it must be non-empty and contain no newline or NUL",
-        });
-    }
+    check_container_id(container_id)?;
     let net_dir = ipam::state_dir(&config.netns);
     let leases_dir = net_dir.join("leases");
     let lock = ipam::NetLock::acquire()
         .map_err(io_err(format!("locking {}", ipam::lock_path().display())))?;
-
-    let leases = ipam::scan(&leases_dir).map_err(io_err(format!(
-        "reading leases in {}",
-        leases_dir.display()
-    )))?;
-    let mut taken = BTreeSet::new();
-    let mut stale = Vec::new();
-    for lease in &leases {
-        if lease.live {
-            if !config.subnet.contains(lease.address) {
-                return Err(NetworkError::SubnetInUse {
-                    netns: config.netns.clone(),
-                    subnet: config.subnet,
-                    example: lease.address,
-                });
-            }
-            taken.insert(lease.address);
-        } else {
-            fs::remove_file(&lease.path)
-                .or_else(ignore_not_found)
-                .map_err(io_err(format!(
-                    "removing stale lease {}",
-                    lease.path.display()
-                )))?;
-            stale.push(lease.address);
-        }
-    }
+    let (taken, stale) = sweep_leases(config, &leases_dir)?;
     let first_container = taken.is_empty();
-
     let (address, lease_path) = ipam::take(&net_dir, config.subnet, &taken, container_id)
         .map_err(io_err(format!(
             "taking a lease in {}",
@@ -418,45 +385,101 @@ pub fn prepare(config: &BridgeConfig, container_id: &str) -> Result<BridgePlan, 
     };
     // From here on an error drops `plan`, which gives the lease back (and deletes the namespace
     // if this was the only one) under the lock — so release the lock first.
-    let setup = (|| -> Result<(RtNetlink, u32), NetworkError> {
-        let ns_path = netns::path(&config.netns);
-        if first_container && ns_path.exists() {
-            // Left behind by an isolab that was SIGKILLed: start from a clean namespace.
-            netns::delete(&config.netns)
-                .map_err(io_err(format!("deleting stale {}", ns_path.display())))?;
-        }
-        let nl = if ns_path.exists() {
-            let nl = netns::enter(&config.netns)
-                .map_err(io_err(format!("entering {}", ns_path.display())))?;
-            for addr in &stale {
-                let name = format!("veth{}", config.subnet.host_index(*addr));
-                nl.link_delete(&name).map_err(io_err(format!(
-                    "deleting stale {name} in {}",
-                    ns_path.display()
-                )))?;
-            }
-            nl
-        } else {
-            let nl = netns::create(&config.netns).map_err(io_err(format!(
-                "creating network namespace {}",
-                ns_path.display()
-            )))?;
-            build_bridge(&nl, config).inspect_err(|_| {
-                let _ = netns::delete(&config.netns);
-            })?;
-            nl
-        };
-        let bridge_index = nl.link_index(&config.bridge).map_err(io_err(format!(
-            "finding bridge {} in network namespace {}",
-            config.bridge, config.netns
-        )))?;
-        Ok((nl, bridge_index))
-    })();
+    let setup = open_namespace(config, first_container, &stale);
     drop(lock);
     let (nl, bridge_index) = setup?;
     plan.nl = Some(nl);
     plan.bridge_index = bridge_index;
     Ok(plan)
+}
+
+/// The id names the lease file's owner, one line of it.
+fn check_container_id(container_id: &str) -> Result<(), NetworkError> {
+    if container_id.is_empty() || container_id.contains(['\n', '\0']) {
+        return Err(NetworkError::InvalidName {
+            what: "container id",
+            name: container_id.to_string(),
+            reason: "it must be non-empty and contain no newline or NUL",
+        });
+    }
+    Ok(())
+}
+
+/// Reads the namespace's leases under the lock: the addresses live containers hold, and those
+/// of dead ones, whose lease files are removed here (their veths go in [`open_namespace`]).
+/// A live lease outside `config.subnet` means the namespace is in use with another subnet.
+fn sweep_leases(
+    config: &BridgeConfig,
+    leases_dir: &Path,
+) -> Result<(BTreeSet<Ipv4Addr>, Vec<Ipv4Addr>), NetworkError> {
+    let leases = ipam::scan(leases_dir).map_err(io_err(format!(
+        "reading leases in {}",
+        leases_dir.display()
+    )))?;
+    let mut taken = BTreeSet::new();
+    let mut stale = Vec::new();
+    for lease in &leases {
+        if lease.live {
+            if !config.subnet.contains(lease.address) {
+                return Err(NetworkError::SubnetInUse {
+                    netns: config.netns.clone(),
+                    subnet: config.subnet,
+                    example: lease.address,
+                });
+            }
+            taken.insert(lease.address);
+        } else {
+            fs::remove_file(&lease.path)
+                .or_else(ignore_not_found)
+                .map_err(io_err(format!(
+                    "removing stale lease {}",
+                    lease.path.display()
+                )))?;
+            stale.push(lease.address);
+        }
+    }
+    Ok((taken, stale))
+}
+
+/// Enters isolab's network namespace, creating it and its bridge if this is the first
+/// container (a namespace left by a SIGKILLed isolab is recreated clean), and deletes the veths
+/// of `stale` leases. Returns the netlink socket in it and the bridge's interface index.
+fn open_namespace(
+    config: &BridgeConfig,
+    first_container: bool,
+    stale: &[Ipv4Addr],
+) -> Result<(RtNetlink, u32), NetworkError> {
+    let ns_path = netns::path(&config.netns);
+    if first_container && ns_path.exists() {
+        netns::delete(&config.netns)
+            .map_err(io_err(format!("deleting stale {}", ns_path.display())))?;
+    }
+    let nl = if ns_path.exists() {
+        let nl = netns::enter(&config.netns)
+            .map_err(io_err(format!("entering {}", ns_path.display())))?;
+        for addr in stale {
+            let name = format!("veth{}", config.subnet.host_index(*addr));
+            nl.link_delete(&name).map_err(io_err(format!(
+                "deleting stale {name} in {}",
+                ns_path.display()
+            )))?;
+        }
+        nl
+    } else {
+        let nl = netns::create(&config.netns).map_err(io_err(format!(
+            "creating network namespace {}",
+            ns_path.display()
+        )))?;
+        build_bridge(&nl, config).inspect_err(|_| {
+            let _ = netns::delete(&config.netns);
+        })?;
+        nl
+    };
+    let bridge_index = nl.link_index(&config.bridge).map_err(io_err(format!(
+        "finding bridge {} in network namespace {}",
+        config.bridge, config.netns
+    )))?;
+    Ok((nl, bridge_index))
 }
 
 fn build_bridge(nl: &RtNetlink, config: &BridgeConfig) -> Result<(), NetworkError> {

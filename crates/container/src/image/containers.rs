@@ -13,6 +13,9 @@
 //! `--rm` start: the long tail of a start-up is made of exactly such waits.
 
 use super::*;
+use crate::utc::UtcDateTime;
+use std::io::Read as _;
+use std::os::unix::fs::MetadataExt as _;
 
 /// Where one container's files are.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -225,24 +228,10 @@ impl Store {
             let (id, dir) = self.claim_container_id()?;
             let mut guard = RemoveOnDrop::new(dir.clone());
             if let Some(name) = name {
-                let link = self.names.join(name);
-                match std::os::unix::fs::symlink(&id, &link) {
-                    Ok(()) => guard.name_link = Some(link),
-                    Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-                        return Err(ImageError::ContainerNameTaken(name.to_string()))
-                    }
-                    Err(e) => return Err(ImageError::io("create", &link)(e)),
-                }
+                guard.name_link = Some(self.claim_container_name(&id, name)?);
             }
             let dirs = self.dirs_for(&id, name.map(str::to_string), image_name, &layer_ids);
-            let needed: &[&PathBuf] = match layer {
-                WritableLayer::OnDisk => &[&dirs.upper, &dirs.work, &dirs.rootfs],
-                WritableLayer::InMemory => &[&dirs.rootfs],
-                WritableLayer::None => &[],
-            };
-            for d in needed {
-                fs::create_dir(d).map_err(ImageError::io("create", d))?;
-            }
+            create_layer_dirs(&dirs, layer)?;
             let config = ContainerConfig {
                 id: id.clone(),
                 name: name.map(str::to_string),
@@ -251,39 +240,50 @@ impl Store {
                 created_unix_ms: now_unix_ms(),
                 spec: spec.cloned(),
             };
-            let config_path = dir.join("config.json");
-            let bytes = serde_json::to_vec(&config).map_err(|e| ImageError::Io {
-                op: "serialise",
-                path: config_path.clone(),
-                source: e.into(),
-            })?;
-            // The directory is ours alone until config.json appears; listing skips directories
-            // without one, so one write of a temporary plus a rename is enough.
-            let tmp = dir.join(".config.json.tmp");
-            fs::write(&tmp, &bytes).map_err(ImageError::io("write", &tmp))?;
-            fs::rename(&tmp, &config_path).map_err(ImageError::io("rename into", &config_path))?;
-
-            let Some(inode) = inode else {
+            write_config(&dir, &config)?;
+            if self.image_unchanged(image_name, &manifest_path, inode)? {
                 guard.disarm();
                 return Ok(dirs);
-            };
-            match fs::metadata(&manifest_path) {
-                Ok(m) if m.ino() == inode => {
-                    guard.disarm();
-                    return Ok(dirs);
-                }
-                Ok(_) => continue, // rebuilt meanwhile: retry with the new layers
-                Err(e) if e.kind() == ErrorKind::NotFound => {
-                    return Err(ImageError::NoSuchImage(image_name.to_string()))
-                }
-                Err(e) => return Err(ImageError::io("stat", &manifest_path)(e)),
             }
+            // Rebuilt meanwhile: retry with the new layers.
         }
         Err(ImageError::Io {
             op: "create container from",
             path: self.image_path(image_name),
             source: std::io::Error::other("the image kept changing; retry"),
         })
+    }
+
+    /// `names/<name> -> <id>`: symlink fails on an existing name, so the name is ours.
+    fn claim_container_name(&self, id: &str, name: &str) -> Result<PathBuf, ImageError> {
+        let link = self.names.join(name);
+        match std::os::unix::fs::symlink(id, &link) {
+            Ok(()) => Ok(link),
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                Err(ImageError::ContainerNameTaken(name.to_string()))
+            }
+            Err(e) => Err(ImageError::io("create", &link)(e)),
+        }
+    }
+
+    /// Whether the image manifest still has the inode noted before the record was made (no
+    /// inode: a container on a plain directory, no image to watch).
+    fn image_unchanged(
+        &self,
+        image_name: &str,
+        manifest_path: &Path,
+        inode: Option<u64>,
+    ) -> Result<bool, ImageError> {
+        let Some(inode) = inode else {
+            return Ok(true);
+        };
+        match fs::metadata(manifest_path) {
+            Ok(m) => Ok(m.ino() == inode),
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                Err(ImageError::NoSuchImage(image_name.to_string()))
+            }
+            Err(e) => Err(ImageError::io("stat", manifest_path)(e)),
+        }
     }
 
     fn read_manifest_and_inode(
@@ -369,7 +369,7 @@ impl Store {
             id: id.to_string(),
             name: config.name.clone(),
             image: config.image.clone(),
-            created: format_unix_utc(config.created_unix_ms / 1000),
+            created: UtcDateTime::from_unix_s(config.created_unix_ms / 1000).to_string(),
             dirs,
             config,
             state,
@@ -391,7 +391,7 @@ impl Store {
             id: id.to_string(),
             name: config.name.clone(),
             image: config.image.clone(),
-            created: format_unix_utc(config.created_unix_ms / 1000),
+            created: UtcDateTime::from_unix_s(config.created_unix_ms / 1000).to_string(),
             dirs,
             config,
             state,
@@ -640,4 +640,33 @@ impl Store {
         fs::rename(&record.dirs.dir, &trash).map_err(ImageError::io("rename", &record.dirs.dir))?;
         Ok(trash)
     }
+}
+
+/// The directories the writable layer needs: all three on disk, only the mount point when the
+/// layer lives in memory, none when there is no layer.
+fn create_layer_dirs(dirs: &ContainerDirs, layer: WritableLayer) -> Result<(), ImageError> {
+    let needed: &[&PathBuf] = match layer {
+        WritableLayer::OnDisk => &[&dirs.upper, &dirs.work, &dirs.rootfs],
+        WritableLayer::InMemory => &[&dirs.rootfs],
+        WritableLayer::None => &[],
+    };
+    for d in needed {
+        fs::create_dir(d).map_err(ImageError::io("create", d))?;
+    }
+    Ok(())
+}
+
+/// `config.json` in a freshly claimed directory. The directory is ours alone until the file
+/// appears, and listing skips directories without one, so one write of a temporary plus a
+/// rename is enough.
+fn write_config(dir: &Path, config: &ContainerConfig) -> Result<(), ImageError> {
+    let config_path = dir.join("config.json");
+    let bytes = serde_json::to_vec(config).map_err(|e| ImageError::Io {
+        op: "serialise",
+        path: config_path.clone(),
+        source: e.into(),
+    })?;
+    let tmp = dir.join(".config.json.tmp");
+    fs::write(&tmp, &bytes).map_err(ImageError::io("write", &tmp))?;
+    fs::rename(&tmp, &config_path).map_err(ImageError::io("rename into", &config_path))
 }

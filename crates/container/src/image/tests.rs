@@ -4,9 +4,8 @@
 use super::*;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{major, makedev, minor, mknod, Mode, SFlag};
-use std::os::unix::fs::{FileTypeExt as _, PermissionsExt as _};
+use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, PermissionsExt as _};
 use std::process::Command;
-use std::time::Instant;
 
 fn is_root() -> bool {
     if nix::unistd::geteuid().is_root() {
@@ -653,43 +652,6 @@ fn concurrent_creates_get_distinct_ids_and_one_name_winner() {
     assert_eq!(store.list_containers().unwrap().len(), 101);
 }
 
-/// Prints what the start path pays for its container record (no assertion on the figure). Runs
-/// beside the real store's default location (/var/lib) when writable, since the filesystem
-/// decides the cost, in a temporary directory of its own.
-#[test]
-fn create_container_cost() {
-    let parent = Path::new(DEFAULT_HOME)
-        .parent()
-        .unwrap_or(Path::new("/tmp"));
-    let home = tempfile::tempdir_in(parent)
-        .or_else(|_| tempfile::tempdir())
-        .unwrap();
-    let store = Store::open(&home.path().join("home")).unwrap();
-    base_image(&store, "app");
-    let mut create_us = Vec::new();
-    let mut remove_us = Vec::new();
-    let mut trash_us = Vec::new();
-    for _ in 0..200 {
-        let t = Instant::now();
-        let store2 = Store::open(store.home()).unwrap();
-        let c = store2.create_container("app", None).unwrap();
-        create_us.push(t.elapsed().as_secs_f64() * 1e6);
-        let t = Instant::now();
-        let trash = store.trash_container(&c.id).unwrap();
-        trash_us.push(t.elapsed().as_secs_f64() * 1e6);
-        let t = Instant::now();
-        copy::remove_tree(&trash).unwrap();
-        remove_us.push(t.elapsed().as_secs_f64() * 1e6);
-    }
-    trash_us.sort_by(f64::total_cmp);
-    create_us.sort_by(f64::total_cmp);
-    remove_us.sort_by(f64::total_cmp);
-    eprintln!(
-        "under {}: Store::open + create_container median {:.1} us (p90 {:.1}); trash_container median {:.1} us; deleting the trashed dir median {:.1} us",
-        parent.display(), create_us[100], create_us[180], trash_us[100], remove_us[100]
-    );
-}
-
 #[test]
 fn trash_then_empty_trash_removes_leftovers() {
     let (_home, store) = temp_store();
@@ -760,13 +722,6 @@ fn plain_directory_containers_have_no_image() {
     let err = store.commit(&c.id, "snap", None).unwrap_err();
     assert!(matches!(err, ImageError::NotFromImage(_)), "{err}");
     store.remove_container(&c.id).unwrap();
-}
-
-#[test]
-fn dates_format_as_utc() {
-    assert_eq!(format_unix_utc(0), "1970-01-01 00:00:00");
-    assert_eq!(format_unix_utc(951_782_400), "2000-02-29 00:00:00");
-    assert_eq!(format_unix_utc(1_700_000_000), "2023-11-14 22:13:20");
 }
 
 #[test]
