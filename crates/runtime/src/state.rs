@@ -325,8 +325,9 @@ pub fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
-    let date = isolab_container::image::format_unix_utc(now.as_secs()).replace(' ', "T");
-    format!("{date}.{:09}Z", now.subsec_nanos())
+    let t = isolab_container::utc::UtcDateTime::from_unix_s(now.as_secs());
+    let date = t.rfc3339();
+    format!("{}.{:09}Z", date.trim_end_matches('Z'), now.subsec_nanos())
 }
 
 #[cfg(test)]
