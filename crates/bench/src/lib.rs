@@ -18,6 +18,7 @@ pub mod observe;
 pub mod order;
 pub mod plan;
 mod podman;
+pub mod probe_loops;
 mod probe_plans;
 pub mod probes;
 pub mod runner;

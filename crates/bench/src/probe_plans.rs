@@ -5,22 +5,14 @@
 //! work the loop did. The same bytes run on the host, in isolab's containers and in gVisor;
 //! the microVM stub runs the identical loop in guest user mode and reports its own figure.
 
-use crate::environment::{self as env, Environment, IsolabContainer, NotMeasured, Sample, Variant};
+use crate::environment::{self as env, Environment, IsolabContainer, NotMeasured, Sample};
 use crate::plan::Plan;
-use crate::probes::{Probe, TRIAD_ARRAY_BYTES};
+use crate::probe_loops::{self, ProbeLoop, Work};
+use crate::probes::Probe;
 use crate::schema::{Question, Scope, Unit};
 use crate::shared::Shared;
 use isolab_microvm::{Figure, StubOptions, Workload, WorkloadOutcome};
 use std::path::PathBuf;
-
-/// What a probe row reports per run pair.
-#[derive(Debug, Clone, Copy)]
-enum PerUnit {
-    /// ns per iteration: Δt / iterations.
-    NsPer(u64),
-    /// bytes per second: bytes / Δt.
-    BytesPerS(u64),
-}
 
 /// Where a probe pair runs.
 enum ProbeTarget<'a> {
@@ -34,7 +26,7 @@ enum ProbeTarget<'a> {
 struct ProbePair<'a> {
     name: String,
     target: ProbeTarget<'a>,
-    per: PerUnit,
+    per: Work,
 }
 
 impl ProbePair<'_> {
@@ -89,8 +81,8 @@ impl Environment for ProbePair<'_> {
             });
         }
         Ok(Sample::value(match self.per {
-            PerUnit::NsPer(n) => delta_us * 1000.0 / n as f64,
-            PerUnit::BytesPerS(bytes) => bytes as f64 / (delta_us / 1e6),
+            Work::Iterations(n) => delta_us * 1000.0 / n as f64,
+            Work::Bytes(bytes) => bytes as f64 / (delta_us / 1e6),
         }))
     }
 }
@@ -153,127 +145,73 @@ impl Environment for StubFigure {
     }
 }
 
-/// One probe row set: the loop, how a run pair becomes the row's unit, and where it runs.
+/// A loop's rows: where it runs, gVisor's pair (a loop it finishes in about a second) with
+/// its note, and the note on the host and container rows.
 #[derive(Debug, Clone, Copy)]
 struct ProbeRows {
-    /// The row's workload name (and the probe files' prefix).
-    workload: &'static str,
-    unit: Unit,
-    /// The run with the loop, and the same program without it.
-    long: Probe,
-    short: Probe,
-    per: PerUnit,
-    /// isolab container variants beside the host row.
-    variants: &'static [Variant],
-    /// The microVM stub's identical loop.
-    stub: Workload,
-    stub_iterations: Option<u64>,
-    /// gVisor's pair (a loop it can finish in about a second) and its note.
-    gvisor: Option<(Probe, PerUnit, &'static str)>,
-    /// The note on the host and container rows.
+    probe: ProbeLoop,
+    gvisor: Option<(Probe, Work, &'static str)>,
     note: Option<&'static str>,
 }
 
-const GETPID_CALLS: u64 = 200_000;
 /// gVisor serves each call in its user-space kernel through ptrace (tens of µs): fewer calls
 /// keep a run near a second.
 const GVISOR_GETPID_CALLS: u64 = 20_000;
-const CPU_ITERATIONS: u64 = 20_000_000;
-const MEMORY_BUFFER_BYTES: u64 = 32 << 20;
-const MEMORY_PASSES: u64 = 16;
-const TRIAD_PASSES: u64 = 10;
 
-const GETPID: ProbeRows = ProbeRows {
-    workload: "getpid",
-    unit: Unit::Ns,
-    long: Probe::Getpid {
-        iterations: GETPID_CALLS,
-    },
-    short: Probe::Getpid { iterations: 0 },
-    per: PerUnit::NsPer(GETPID_CALLS),
-    variants: &[Variant::Cgroups, Variant::Seccomp],
-    stub: Workload::Syscall,
-    stub_iterations: Some(GETPID_CALLS),
+const GETPID_ROWS: ProbeRows = ProbeRows {
+    probe: probe_loops::GETPID,
     gvisor: Some((
         Probe::Getpid {
             iterations: GVISOR_GETPID_CALLS,
         },
-        PerUnit::NsPer(GVISOR_GETPID_CALLS),
+        Work::Iterations(GVISOR_GETPID_CALLS),
         "the same getpid loop (fewer calls: each one is served by gVisor's Sentry through \
          ptrace) in runsc --platform=ptrace, as the difference of two whole runs",
     )),
     note: None,
 };
 
-const CPU_LOOP: ProbeRows = ProbeRows {
-    workload: "cpu-loop",
-    unit: Unit::Ns,
-    long: Probe::Cpu {
-        iterations: CPU_ITERATIONS,
+const CPU_ROWS: [ProbeRows; 3] = [
+    ProbeRows {
+        probe: probe_loops::CPU_LOOP,
+        gvisor: Some((
+            probe_loops::CPU_LOOP.long,
+            probe_loops::CPU_LOOP.work,
+            "the same CPU loop in runsc --platform=ptrace, as the difference of two whole runs",
+        )),
+        note: None,
     },
-    short: Probe::Cpu { iterations: 1 },
-    per: PerUnit::NsPer(CPU_ITERATIONS),
-    variants: &[Variant::Cgroups],
-    stub: Workload::Cpu,
-    stub_iterations: Some(CPU_ITERATIONS),
-    gvisor: Some((
-        Probe::Cpu {
-            iterations: CPU_ITERATIONS,
-        },
-        PerUnit::NsPer(CPU_ITERATIONS),
-        "the same CPU loop in runsc --platform=ptrace, as the difference of two whole runs",
-    )),
-    note: None,
-};
+    ProbeRows {
+        probe: probe_loops::MEMORY_PASS,
+        gvisor: None,
+        note: Some(
+            "warm read-modify-write passes (inc qword) over 32 MiB; see `triad` for STREAM's \
+             figure",
+        ),
+    },
+    ProbeRows {
+        probe: probe_loops::TRIAD,
+        gvisor: None,
+        note: Some(
+            "STREAM triad a = b + 3.0*c over 3 x 128 MiB f64 arrays (SSE2), 24 bytes per \
+             element per pass as STREAM counts",
+        ),
+    },
+];
 
-const MEMORY_PASS: ProbeRows = ProbeRows {
-    workload: "memory-pass",
-    unit: Unit::BytesPerS,
-    long: Probe::Memory {
-        buffer_bytes: MEMORY_BUFFER_BYTES,
-        passes: MEMORY_PASSES,
-    },
-    short: Probe::Memory {
-        buffer_bytes: MEMORY_BUFFER_BYTES,
-        passes: 0,
-    },
-    per: PerUnit::BytesPerS(MEMORY_BUFFER_BYTES * MEMORY_PASSES),
-    variants: &[Variant::Cgroups],
-    stub: Workload::Memory,
-    stub_iterations: Some(MEMORY_PASSES),
-    gvisor: None,
-    note: Some(
-        "warm read-modify-write passes (inc qword) over 32 MiB; see `triad` for STREAM's figure",
-    ),
-};
-
-const TRIAD: ProbeRows = ProbeRows {
-    workload: "triad",
-    unit: Unit::BytesPerS,
-    long: Probe::Triad {
-        array_bytes: TRIAD_ARRAY_BYTES,
-        passes: TRIAD_PASSES,
-    },
-    short: Probe::Triad {
-        array_bytes: TRIAD_ARRAY_BYTES,
-        passes: 0,
-    },
-    per: PerUnit::BytesPerS(3 * TRIAD_ARRAY_BYTES * TRIAD_PASSES),
-    variants: &[Variant::Cgroups],
-    stub: Workload::Triad,
-    stub_iterations: Some(TRIAD_PASSES),
-    gvisor: None,
-    note: Some(
-        "STREAM triad a = b + 3.0*c over 3 x 128 MiB f64 arrays (SSE2), 24 bytes per element \
-         per pass as STREAM counts",
-    ),
-};
+/// The row's unit for a loop's work.
+fn unit_of(work: Work) -> Unit {
+    match work {
+        Work::Iterations(_) => Unit::Ns,
+        Work::Bytes(_) => Unit::BytesPerS,
+    }
+}
 
 /// getpid on the host, in containers (± seccomp), in the stub guest and in gVisor; then the
 /// VM exits, which have no host equivalent.
 pub(crate) fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
     let q = Question::Syscall;
-    let mut plans = probe_rows(shared, q, &GETPID);
+    let mut plans = probe_rows(shared, q, &GETPID_ROWS);
     for (name, stub) in [("pio-exit", Workload::Pio), ("mmio-exit", Workload::Mmio)] {
         plans.push(
             Plan::new(q, name, Unit::Ns, StubFigure::new(stub, None))
@@ -285,7 +223,7 @@ pub(crate) fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
 
 /// A CPU loop, a memory pass and STREAM's triad, each wherever it can run.
 pub(crate) fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
-    [CPU_LOOP, MEMORY_PASS, TRIAD]
+    CPU_ROWS
         .iter()
         .flat_map(|rows| probe_rows(shared, Question::Cpu, rows))
         .collect()
@@ -293,16 +231,17 @@ pub(crate) fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
 
 /// Host and container rows for a probe, then the microVM stub's and gVisor's.
 fn probe_rows<'a>(shared: &'a Shared, q: Question, rows: &ProbeRows) -> Vec<Plan<'a>> {
-    let (w, unit) = (rows.workload, rows.unit);
+    let p = rows.probe;
+    let (w, unit) = (p.workload, unit_of(p.work));
     let paths = shared
-        .probe(&format!("{w}-long"), rows.long)
-        .and_then(|l| Ok((l, shared.probe(&format!("{w}-short"), rows.short)?)));
+        .probe(&format!("{w}-long"), p.long)
+        .and_then(|l| Ok((l, shared.probe(&format!("{w}-short"), p.short)?)));
     let mut plans = Vec::new();
     let host = paths
         .clone()
         .map(|((_, long), (_, short))| ProbeTarget::Host(long, short));
-    plans.push(pair_plan(q, rows, "host", rows.per, host));
-    for &v in rows.variants {
+    plans.push(pair_plan(q, &p, "host", p.work, host));
+    for &v in p.variants {
         let pair = paths.clone().and_then(|((long, _), (short, _))| {
             let container = |inside: &str, probe: Probe| {
                 shared
@@ -310,24 +249,25 @@ fn probe_rows<'a>(shared: &'a Shared, q: Question, rows: &ProbeRows) -> Vec<Plan
                     .map(|c| Box::new(c.with_memory_limit(probe.container_memory_limit_bytes())))
             };
             Ok(ProbeTarget::Container(
-                container(&long, rows.long)?,
-                container(&short, rows.short)?,
+                container(&long, p.long)?,
+                container(&short, p.short)?,
             ))
         });
-        plans.push(pair_plan(q, rows, v.name(), rows.per, pair));
+        plans.push(pair_plan(q, &p, v.name(), p.work, pair));
     }
     if let Some(note) = rows.note {
-        for p in plans.iter_mut() {
-            p.note = Some(note.into());
+        for plan in plans.iter_mut() {
+            plan.note = Some(note.into());
         }
     }
+    let (stub, iterations) = p.stub;
     plans.push(
-        Plan::new(q, w, unit, StubFigure::new(rows.stub, rows.stub_iterations))
+        Plan::new(q, w, unit, StubFigure::new(stub, Some(iterations)))
             .note("the same loop in isolab's stub guest (guest user mode, CPL3)"),
     );
-    if let Some((long, per, note)) = rows.gvisor {
-        plans.push(match gvisor_target(shared, w, long, rows.short) {
-            Ok(target) => pair_plan(q, rows, "gvisor", per, Ok(target)).note(note),
+    if let Some((long, work, note)) = rows.gvisor {
+        plans.push(match gvisor_target(shared, w, long, p.short) {
+            Ok(target) => pair_plan(q, &p, "gvisor", work, Ok(target)).note(note),
             Err(reason) => Plan::not_measured(q, w, unit, "gvisor", reason),
         });
     }
@@ -337,23 +277,24 @@ fn probe_rows<'a>(shared: &'a Shared, q: Question, rows: &ProbeRows) -> Vec<Plan
 /// A probe pair's row on `target`, or the row not measured.
 fn pair_plan<'a>(
     q: Question,
-    rows: &ProbeRows,
+    probe: &ProbeLoop,
     name: &str,
-    per: PerUnit,
+    per: Work,
     target: Result<ProbeTarget<'a>, NotMeasured>,
 ) -> Plan<'a> {
+    let (w, unit) = (probe.workload, unit_of(probe.work));
     match target {
         Ok(target) => Plan::new(
             q,
-            rows.workload,
-            rows.unit,
+            w,
+            unit,
             ProbePair {
                 name: name.into(),
                 target,
                 per,
             },
         ),
-        Err(reason) => Plan::not_measured(q, rows.workload, rows.unit, name, reason),
+        Err(reason) => Plan::not_measured(q, w, unit, name, reason),
     }
 }
 

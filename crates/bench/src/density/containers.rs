@@ -3,7 +3,7 @@
 //! Each container gets its own cgroup, so the kernel's charge to it is readable per instance;
 //! the library runs in this process, so the launcher's share is how much this process grew.
 
-use super::{fill, mem_available_bytes, self_rss_bytes, starting_available};
+use super::{fill, fill_until, self_rss_bytes, starting_available};
 use super::{Fill, FillLimits, FillStop};
 use crate::environment::NotMeasured;
 use isolab_cgroups::CgroupRoot;
@@ -13,7 +13,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::sync::mpsc;
 use std::thread::{Scope, ScopedJoinHandle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long one container may take to reach its workload.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,40 +43,22 @@ pub fn fill_containers(
     let prefix = format!("bench-density-{}", std::process::id());
     let rss_before = self_rss_bytes().unwrap_or(0);
     let avail_before = starting_available(limits)?;
-    let start = Instant::now();
     std::thread::scope(|scope| {
         let mut running = Running {
             started: Vec::new(),
             threads: Vec::new(),
             failure: None,
         };
-        let mut avail_now = avail_before;
-        let stop = loop {
-            let id = format!("{prefix}-{}", running.started.len());
-            if let Err(stop) = start_one(scope, spec, cgroups, id, &mut running) {
-                break stop;
-            }
+        let end = fill_until(limits, avail_before, |n| {
+            start_one(scope, spec, cgroups, format!("{prefix}-{n}"), &mut running)?;
             // The workload's own start (busybox mapping its pages) is over within a ms.
             std::thread::sleep(Duration::from_millis(2));
-            avail_now = mem_available_bytes().unwrap_or(0);
-            let n = running.started.len();
-            if let Some(stop) = FillStop::check(limits, n, start.elapsed(), avail_before, avail_now)
-            {
-                break stop;
-            }
-        };
-        let elapsed = start.elapsed();
+            Ok(())
+        });
         let per_instance_bytes = accounts(cgroups, &running.started, rss_before);
         let n = running.started.len();
         stop_all(running, cgroups)?;
-        Ok(fill(
-            n,
-            stop,
-            avail_before,
-            avail_now,
-            per_instance_bytes,
-            elapsed,
-        ))
+        Ok(fill(n, end, per_instance_bytes))
     })
 }
 

@@ -50,7 +50,7 @@ pub use containers::fill_containers;
 pub use processes::{fill_vmm_processes, settle, IdleProcessRss};
 
 use crate::environment::NotMeasured;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The default floor: never let `MemAvailable` fall under 2 GiB while filling.
 pub const DEFAULT_FLOOR_BYTES: u64 = 2 << 30;
@@ -216,25 +216,58 @@ pub fn pss_bytes(pid: u32) -> Option<u64> {
     )
 }
 
-fn fill(
-    started: usize,
+/// Where a fill's loop stopped: why, after how long, and `MemAvailable` at both ends.
+#[derive(Debug, Clone, Copy)]
+struct FillEnd {
     stop: FillStop,
+    elapsed: Duration,
     avail_before: u64,
     avail_now: u64,
-    per_instance_bytes: Vec<f64>,
-    elapsed: Duration,
-) -> Fill {
+}
+
+/// The fill's loop: `start_next` starts one more instance (its argument: how many run
+/// already) or says why the fill must stop; after each start `MemAvailable` is read and
+/// [`FillStop::check`] decides whether another may start.
+fn fill_until(
+    limits: &FillLimits,
+    avail_before: u64,
+    mut start_next: impl FnMut(usize) -> Result<(), FillStop>,
+) -> FillEnd {
+    let start = Instant::now();
+    let mut started = 0;
+    let mut avail_now = avail_before;
+    let stop = loop {
+        if let Err(stop) = start_next(started) {
+            break stop;
+        }
+        started += 1;
+        avail_now = mem_available_bytes().unwrap_or(0);
+        let elapsed = start.elapsed();
+        if let Some(stop) = FillStop::check(limits, started, elapsed, avail_before, avail_now) {
+            break stop;
+        }
+    };
+    FillEnd {
+        stop,
+        elapsed: start.elapsed(),
+        avail_before,
+        avail_now,
+    }
+}
+
+/// The fill's result from `started` instances and their per-process accounts.
+fn fill(started: usize, end: FillEnd, per_instance_bytes: Vec<f64>) -> Fill {
     Fill {
-        count: if stop == FillStop::Budget {
+        count: if end.stop == FillStop::Budget {
             started.saturating_sub(1)
         } else {
             started
         },
         started,
-        stop,
-        mem_available_drop_bytes: avail_before as i64 - avail_now as i64,
+        stop: end.stop,
+        mem_available_drop_bytes: end.avail_before as i64 - end.avail_now as i64,
         per_instance_bytes,
-        elapsed,
+        elapsed: end.elapsed,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The process fill: idle VMM processes, each one stopped once its memory has settled.
 
-use super::{fill, mem_available_bytes, pss_bytes, starting_available, status_bytes_of};
+use super::{fill, fill_until, pss_bytes, starting_available, status_bytes_of};
 use super::{Fill, FillLimits, FillStop};
 use crate::environment::{Environment, NotMeasured, Sample};
 use nix::sys::signal::{kill, Signal};
@@ -96,32 +96,26 @@ pub fn settle(child: &mut Child, limit: Duration) -> Result<(), NotMeasured> {
 /// then kills them all and checks none is left.
 pub fn fill_vmm_processes(argv: &[OsString], limits: &FillLimits) -> Result<Fill, NotMeasured> {
     let avail_before = starting_available(limits)?;
-    let start = Instant::now();
     let mut children = Children(Vec::new());
     let mut failure = None;
-    let mut avail_now = avail_before;
-    let stop = loop {
-        let mut child = spawn_quiet(argv)?;
-        let settled = settle(&mut child, Duration::from_secs(5));
-        let pid = child.id();
-        children.0.push(child);
-        if let Err(e) = settled {
-            failure = Some(e);
-            break FillStop::Cap;
+    let end = fill_until(limits, avail_before, |_| {
+        let settled = spawn_quiet(argv).and_then(|mut child| {
+            let settled = settle(&mut child, Duration::from_secs(5));
+            let pid = child.id();
+            children.0.push(child);
+            settled.map(|()| pid)
+        });
+        match settled {
+            Ok(pid) => {
+                let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
+                Ok(())
+            }
+            Err(e) => {
+                failure = Some(e);
+                Err(FillStop::Cap)
+            }
         }
-        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGSTOP);
-        avail_now = mem_available_bytes().unwrap_or(0);
-        if let Some(stop) = FillStop::check(
-            limits,
-            children.0.len(),
-            start.elapsed(),
-            avail_before,
-            avail_now,
-        ) {
-            break stop;
-        }
-    };
-    let elapsed = start.elapsed();
+    });
     let n = children.0.len();
     let per_instance_bytes: Vec<f64> = children
         .0
@@ -148,12 +142,5 @@ pub fn fill_vmm_processes(argv: &[OsString], limits: &FillLimits) -> Result<Fill
             "could not read the PSS of every VMM process".into(),
         ));
     }
-    Ok(fill(
-        n,
-        stop,
-        avail_before,
-        avail_now,
-        per_instance_bytes,
-        elapsed,
-    ))
+    Ok(fill(n, end, per_instance_bytes))
 }

@@ -57,9 +57,15 @@ fn fill_verdicts_name_what_stopped_it() {
         Some(FillStop::TimeLimit)
     );
     // The budget's instance did not fit; a limit's count is a lower bound.
-    assert_eq!(fill(4, FillStop::Budget, 10, 0, vec![], s).count, 3);
-    assert_eq!(fill(4, FillStop::Cap, 10, 0, vec![], s).count, 4);
-    let risen = fill(4, FillStop::TimeLimit, 10, 20, vec![], s);
+    let end = |stop, avail_now| FillEnd {
+        stop,
+        elapsed: s,
+        avail_before: 10,
+        avail_now,
+    };
+    assert_eq!(fill(4, end(FillStop::Budget, 0), vec![]).count, 3);
+    assert_eq!(fill(4, end(FillStop::Cap, 0), vec![]).count, 4);
+    let risen = fill(4, end(FillStop::TimeLimit, 20), vec![]);
     assert_eq!(risen.mem_available_drop_bytes, -10);
     assert_eq!(risen.mem_available_drop_per_instance_bytes(), None);
     assert!(FillStop::MemoryFloor.describe(&l).contains("floor"));

@@ -235,7 +235,7 @@ impl<'a> IsolabContainer<'a> {
 /// The engine's phase breakdown as named µs values.
 pub fn container_phases(outcome: &RunOutcome) -> Vec<(String, f64)> {
     let p = outcome.phases;
-    [
+    super::named_us([
         ("cgroup_us", p.cgroup_us),
         ("clone_us", p.clone_us),
         ("network_us", p.network_us),
@@ -245,10 +245,7 @@ pub fn container_phases(outcome: &RunOutcome) -> Vec<(String, f64)> {
         ("run_us", p.run_us),
         ("cleanup_us", p.cleanup_us),
         ("total_us", p.total_us),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v as f64))
-    .collect()
+    ])
 }
 
 impl Environment for IsolabContainer<'_> {

@@ -28,7 +28,7 @@ pub struct MicroVmStub {
 
 /// The VMM's phase timings as named µs values.
 pub fn vm_phases(t: &isolab_microvm::PhaseTimings) -> Vec<(String, f64)> {
-    [
+    super::named_us([
         ("create_vm_us", t.create_vm_us),
         ("memory_us", t.memory_us),
         ("irqchip_us", t.irqchip_us),
@@ -38,10 +38,7 @@ pub fn vm_phases(t: &isolab_microvm::PhaseTimings) -> Vec<(String, f64)> {
         ("exit_at_us", t.exit_at_us),
         ("teardown_us", t.teardown_us),
         ("total_us", t.total_us),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v as f64))
-    .collect()
+    ])
 }
 
 impl MicroVmStub {

@@ -97,3 +97,11 @@ impl Unavailable {
         }
     }
 }
+
+/// Named µs counters as a [`Sample`]'s phases.
+fn named_us<const N: usize>(phases: [(&str, u64); N]) -> Vec<(String, f64)> {
+    phases
+        .into_iter()
+        .map(|(name, us)| (name.to_string(), us as f64))
+        .collect()
+}
