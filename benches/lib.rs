@@ -208,6 +208,24 @@ pub struct ProbeBench<'a> {
     pub stub: Option<(isolab_microvm::Workload, u64)>,
 }
 
+impl ProbeBench<'static> {
+    /// The rows of one of the bench's probe loops, with criterion's rate in its work.
+    pub fn of(probe: &isolab_bench::probe_loops::ProbeLoop) -> Self {
+        use isolab_bench::probe_loops::Work;
+        ProbeBench {
+            workload: probe.workload,
+            long: probe.long,
+            short: probe.short,
+            throughput: match probe.work {
+                Work::Iterations(n) => Throughput::Elements(n),
+                Work::Bytes(n) => Throughput::Bytes(n),
+            },
+            variants: probe.variants,
+            stub: Some(probe.stub),
+        }
+    }
+}
+
 impl ProbeBench<'_> {
     /// Adds the rows to `group`.
     pub fn run(

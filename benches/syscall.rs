@@ -3,19 +3,17 @@
 //! trip through KVM and the VMM.
 //!
 //! `cargo bench --bench syscall` (as root for the container rows, /dev/kvm for the stub).
-//! Rows are `syscall/<environment>/<workload>`; one iteration is `CALLS` calls (criterion's
-//! element rate is then calls per second).
+//! Rows are `syscall/<environment>/<workload>`; one iteration is `GETPID_CALLS` calls
+//! (criterion's element rate is then calls per second).
 
 use criterion::{
     criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput,
 };
-use isolab_bench::environment::Variant;
-use isolab_bench::probes::Probe;
+use isolab_bench::probe_loops::GETPID;
 use isolab_benches::{stub_duration, Containers, ProbeBench};
 use isolab_microvm::Workload;
 use std::time::Duration;
 
-const CALLS: u64 = 200_000;
 const EXITS: u64 = 20_000;
 
 fn syscall(c: &mut Criterion) {
@@ -25,15 +23,7 @@ fn syscall(c: &mut Criterion) {
         .sampling_mode(SamplingMode::Flat)
         .sample_size(10)
         .measurement_time(Duration::from_secs(5));
-    ProbeBench {
-        workload: "getpid",
-        long: Probe::Getpid { iterations: CALLS },
-        short: Probe::Getpid { iterations: 0 },
-        throughput: Throughput::Elements(CALLS),
-        variants: &[Variant::Cgroups, Variant::Seccomp],
-        stub: Some((Workload::Syscall, CALLS)),
-    }
-    .run(&mut group, &containers);
+    ProbeBench::of(&GETPID).run(&mut group, &containers);
     group.throughput(Throughput::Elements(EXITS));
     for (name, workload) in [("pio-exit", Workload::Pio), ("mmio-exit", Workload::Mmio)] {
         if let Err(reason) = stub_duration(workload, EXITS) {

@@ -60,7 +60,7 @@ fn main() {
     let fixture = Fixture::new().expect("building the busybox rootfs and OCI bundle");
     let rootfs = fixture.rootfs().to_string_lossy().into_owned();
     let bundle = fixture.bundle().to_string_lossy().into_owned();
-    hide_cgroup2_mount().unwrap_or_else(|e| panic!("{}", e.0));
+    hide_cgroup2_mount().unwrap_or_else(|e| panic!("{e}"));
 
     let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
     let isolab = isolab.to_string_lossy().into_owned();
@@ -169,7 +169,7 @@ impl Contender {
     fn launch(&mut self) {
         let mut cmd = Command::new(&self.argv[0]);
         cmd.args(&self.argv[1..]);
-        let cost = run_command(&mut cmd).unwrap_or_else(|e| panic!("{}: {}", self.name, e.0));
+        let cost = run_command(&mut cmd).unwrap_or_else(|e| panic!("{}: {e}", self.name));
         self.wall_ms.push(cost.wall_us / 1e3);
         self.peak_rss_kib.push((cost.max_rss_bytes / 1024) as i64);
     }

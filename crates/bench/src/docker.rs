@@ -55,8 +55,9 @@ impl Daemon {
     /// The running daemon if `docker version` reaches one, else a private one started in
     /// `scratch` (removed with it).
     pub fn connect_or_start(scratch: &Path) -> Result<Daemon, NotMeasured> {
-        let client = client().ok_or_else(|| {
-            NotMeasured("docker not installed: apt-get install docker.io (scripts/setup.sh)".into())
+        let client = client().ok_or(NotMeasured::ToolMissing {
+            tool: "docker",
+            fix: "apt-get install docker.io (scripts/setup.sh)",
         })?;
         let system = Daemon {
             client: client.clone(),
@@ -94,16 +95,18 @@ fn docker0_exists() -> bool {
 
 /// Starts a private dockerd and waits until it answers.
 fn start(client: PathBuf, scratch: &Path) -> Result<Daemon, NotMeasured> {
-    let dockerd = crate::fixture::which("dockerd").ok_or_else(|| {
-        NotMeasured("dockerd not installed: apt-get install docker.io (scripts/setup.sh)".into())
-    })?;
+    let dockerd = crate::fixture::require(
+        "dockerd",
+        "dockerd",
+        "apt-get install docker.io (scripts/setup.sh)",
+    )?;
     let dir = scratch.join("docker");
     std::fs::create_dir_all(&dir)
-        .map_err(|e| NotMeasured(format!("creating {}: {e}", dir.display())))?;
+        .map_err(NotMeasured::io(format!("creating {}", dir.display())))?;
     let socket = dir.join("docker.sock");
     let cgroup_parent = format!("isolab-bench-docker-{}", std::process::id());
     let log = std::fs::File::create(dir.join("dockerd.log"))
-        .map_err(|e| NotMeasured(format!("creating the dockerd log: {e}")))?;
+        .map_err(NotMeasured::io("creating the dockerd log"))?;
     let had_docker0 = docker0_exists();
     let child = Command::new(dockerd)
         .arg("-H")
@@ -124,10 +127,13 @@ fn start(client: PathBuf, scratch: &Path) -> Result<Daemon, NotMeasured> {
             &cgroup_parent,
         ])
         .stdin(Stdio::null())
-        .stdout(log.try_clone().map_err(|e| NotMeasured(e.to_string()))?)
+        .stdout(
+            log.try_clone()
+                .map_err(NotMeasured::io("sharing the dockerd log"))?,
+        )
         .stderr(log)
         .spawn()
-        .map_err(|e| NotMeasured(format!("starting dockerd: {e}")))?;
+        .map_err(NotMeasured::start("dockerd"))?;
     let mut daemon = Daemon {
         client,
         host_args: vec!["-H".into(), format!("unix://{}", socket.display()).into()],
@@ -155,7 +161,7 @@ fn start(client: PathBuf, scratch: &Path) -> Result<Daemon, NotMeasured> {
         .lines()
         .rev()
         .find(|l| l.contains("level=error") || l.contains("failed"));
-    Err(NotMeasured(format!(
+    Err(NotMeasured::Misbehaved(format!(
         "the bench's dockerd did not answer within {} s{}",
         DAEMON_START_TIMEOUT.as_secs(),
         last.map(|l| format!(": {}", l.trim())).unwrap_or_default()
@@ -257,7 +263,7 @@ impl DockerRun {
     fn daemon(&self) -> Result<&Daemon, NotMeasured> {
         self.daemon
             .as_ref()
-            .ok_or_else(|| NotMeasured("docker row used before prepare".into()))
+            .ok_or(NotMeasured::NotPrepared("docker"))
     }
 }
 
@@ -280,7 +286,10 @@ impl Environment for DockerRun {
         import.arg("import").arg(&tar).arg(&self.image);
         let imported = run_command(&mut import);
         let _ = std::fs::remove_file(&tar);
-        imported.map_err(|e| NotMeasured(format!("docker import: {e}")))?;
+        imported.map_err(|e| NotMeasured::During {
+            step: "docker import",
+            source: Box::new(e),
+        })?;
         self.imported = true;
         Ok(())
     }

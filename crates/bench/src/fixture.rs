@@ -7,18 +7,45 @@
 //! once, outside any timing. The [`crate::probes`] programs are written into `/probes/` of the
 //! rootfs, so host and container exec the identical file.
 
+use crate::not_measured::NotMeasured;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 /// Why the container rows cannot run here, if they cannot.
-pub fn container_skip_reason() -> Option<String> {
+pub fn container_refusal() -> Option<NotMeasured> {
     if !nix::unistd::Uid::effective().is_root() {
-        return Some("not root: namespaces, cgroups and mounts need root".into());
+        return Some(NotMeasured::NeedsRoot);
     }
     if !Path::new("/bin/busybox").exists() {
-        return Some("/bin/busybox missing: install busybox-static (scripts/setup.sh)".into());
+        return Some(NotMeasured::ToolMissing {
+            tool: "busybox (/bin/busybox)",
+            fix: "apt-get install busybox-static (scripts/setup.sh)",
+        });
     }
     None
+}
+
+/// [`container_refusal`] as text, for front ends that only print it.
+pub fn container_skip_reason() -> Option<String> {
+    container_refusal().map(|r| r.to_string())
+}
+
+/// `program` on PATH, or [`NotMeasured::ToolMissing`] naming `tool` with the `fix`.
+pub fn require(
+    program: &str,
+    tool: &'static str,
+    fix: &'static str,
+) -> Result<PathBuf, NotMeasured> {
+    which(program).ok_or(NotMeasured::ToolMissing { tool, fix })
+}
+
+/// QEMU, for the rows that boot the same image in it.
+pub fn require_qemu() -> Result<PathBuf, NotMeasured> {
+    require(
+        "qemu-system-x86_64",
+        "qemu-system-x86_64",
+        "apt-get install qemu-system-x86",
+    )
 }
 
 /// Finds a program on PATH.

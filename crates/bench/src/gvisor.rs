@@ -19,9 +19,11 @@ use std::path::{Path, PathBuf};
 
 /// Whether runsc is installed, with the fix when it is not.
 pub fn available() -> Result<PathBuf, NotMeasured> {
-    crate::fixture::which("runsc").ok_or_else(|| {
-        NotMeasured("runsc (gVisor) not installed: apt-get install runsc (scripts/setup.sh)".into())
-    })
+    crate::fixture::require(
+        "runsc",
+        "runsc (gVisor)",
+        "apt-get install runsc (scripts/setup.sh)",
+    )
 }
 
 /// `runsc … run -bundle BUNDLE ID`: create, start, wait for and delete sandbox `id`.
@@ -49,16 +51,16 @@ pub fn bundle_running(
     args: &[&str],
 ) -> Result<PathBuf, NotMeasured> {
     let text = std::fs::read_to_string(base.join("config.json"))
-        .map_err(|e| NotMeasured(format!("reading the bench bundle's config.json: {e}")))?;
-    let mut config: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| NotMeasured(format!("the bench bundle's config.json: {e}")))?;
+        .map_err(NotMeasured::io("reading the bench bundle's config.json"))?;
+    let mut config: serde_json::Value =
+        serde_json::from_str(&text).map_err(NotMeasured::json("the bench bundle's config.json"))?;
     config["process"]["args"] = serde_json::json!(args);
     config["root"]["path"] = serde_json::json!(rootfs);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| NotMeasured(format!("creating {}: {e}", dir.display())))?;
-    let bytes = serde_json::to_vec_pretty(&config).map_err(|e| NotMeasured(e.to_string()))?;
+    std::fs::create_dir_all(dir).map_err(NotMeasured::io(format!("creating {}", dir.display())))?;
+    let bytes = serde_json::to_vec_pretty(&config)
+        .map_err(NotMeasured::json("the gVisor bundle's config.json"))?;
     std::fs::write(dir.join("config.json"), bytes)
-        .map_err(|e| NotMeasured(format!("writing {}: {e}", dir.display())))?;
+        .map_err(NotMeasured::io(format!("writing {}", dir.display())))?;
     Ok(dir.to_path_buf())
 }
 

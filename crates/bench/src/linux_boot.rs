@@ -43,15 +43,12 @@ pub fn guest_dir() -> PathBuf {
 }
 
 /// The guest kernel and initramfs, or why they cannot be used.
-pub fn guest_images() -> Result<(PathBuf, PathBuf), String> {
+pub fn guest_images() -> Result<(PathBuf, PathBuf), NotMeasured> {
     let dir = guest_dir();
     let (kernel, initrd) = (dir.join("vmlinux"), dir.join("initramfs.cpio"));
     for p in [&kernel, &initrd] {
         if !p.is_file() {
-            return Err(format!(
-                "{} missing: build the guest with scripts/build-guest.sh (or set ISOLAB_CACHE)",
-                p.display()
-            ));
+            return Err(NotMeasured::GuestImageMissing(p.clone()));
         }
     }
     Ok((kernel, initrd))
@@ -207,9 +204,7 @@ impl Environment for TimeToConsoleLine {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let t = Instant::now();
-        let child = cmd
-            .spawn()
-            .map_err(|e| NotMeasured(format!("cannot start {:?}: {e}", self.argv[0])))?;
+        let child = cmd.spawn().map_err(NotMeasured::start(&self.argv[0]))?;
         let mut child = Reaped(child);
         let stdout = child.0.stdout.take().expect("stdout is piped");
         let mut stderr = child.0.stderr.take().expect("stderr is piped");
@@ -227,7 +222,7 @@ impl Environment for TimeToConsoleLine {
         drop(child);
         let stderr = stderr_reader.join().unwrap_or_default();
         if seen.is_err() {
-            return Err(NotMeasured(format!(
+            return Err(NotMeasured::Misbehaved(format!(
                 "no \"{MARK}\" console line within {:?} ({}): {}",
                 self.timeout,
                 status.map(|s| s.to_string()).unwrap_or_default(),
@@ -289,7 +284,7 @@ mod tests {
         };
         let t = Instant::now();
         let err = env.launch_once(0).unwrap_err();
-        assert!(err.0.contains("no \"Command line:\""), "{err}");
+        assert!(err.to_string().contains("no \"Command line:\""), "{err}");
         assert!(t.elapsed() < Duration::from_secs(10));
     }
 

@@ -14,7 +14,7 @@
 //! - **Nothing estimated.** An environment that cannot run, or fails part-way, becomes a
 //!   `not_measured` row with the reason.
 
-use crate::environment::{Environment, NotMeasured, Sample};
+use crate::environment::{Environment, NotMeasured, Sample, Unavailable};
 use crate::order::Rng;
 use crate::schema::{Outcome, Question, Row, Scope, StartKind, Unit};
 use crate::stats;
@@ -68,6 +68,17 @@ impl<'a> Plan<'a> {
             cold: false,
             env,
         }
+    }
+
+    /// A row of `question` for environment `name` that cannot run here, with the reason.
+    pub fn not_measured(
+        question: Question,
+        workload: &str,
+        unit: Unit,
+        name: &str,
+        reason: NotMeasured,
+    ) -> Self {
+        Plan::new(question, workload, unit, Unavailable::new(name, reason))
     }
 
     /// Sets the note printed beside the row.
@@ -229,11 +240,27 @@ fn take(plan: &mut Plan<'_>, st: &mut Collected, index: usize, of: usize) {
     match plan.env.launch_once(index) {
         Ok(s) => collected.push(s),
         Err(e) => {
-            *st = Err(NotMeasured(format!(
-                "failed at sample {} of {of}: {e}",
-                collected.len() + 1
-            )))
+            *st = Err(NotMeasured::AtSample {
+                sample: collected.len() + 1,
+                of,
+                source: Box::new(e),
+            })
         }
+    }
+}
+
+/// A row's result: the summary of its figures, or why it has none.
+pub(crate) fn outcome(figures: Result<Vec<f64>, NotMeasured>) -> Outcome {
+    match figures {
+        Ok(samples) => match stats::summarize(&samples) {
+            Some(summary) => Outcome::Measured { samples, summary },
+            None => Outcome::NotMeasured {
+                reason: "no valid samples".into(),
+            },
+        },
+        Err(reason) => Outcome::NotMeasured {
+            reason: reason.to_string(),
+        },
     }
 }
 
@@ -254,17 +281,9 @@ fn to_row(plan: &Plan<'_>, start: Option<StartKind>, st: Collected) -> Row {
                     phases_median_us.insert(k, m);
                 }
             }
-            match stats::summarize(&values) {
-                Some(summary) => Outcome::Measured {
-                    samples: values,
-                    summary,
-                },
-                None => Outcome::NotMeasured {
-                    reason: "no valid samples".into(),
-                },
-            }
+            outcome(Ok(values))
         }
-        Err(NotMeasured(reason)) => Outcome::NotMeasured { reason },
+        Err(reason) => outcome(Err(reason)),
     };
     Row {
         question: plan.question,
@@ -388,7 +407,7 @@ mod tests {
                 self.log.borrow_mut().push((self.name, i));
             }
             if Some(i) == self.fail_at {
-                return Err(NotMeasured("boom".into()));
+                return Err(NotMeasured::Misbehaved("boom".into()));
             }
             Ok(Sample::value(i as f64))
         }
@@ -421,10 +440,7 @@ mod tests {
                 Question::Startup,
                 "true",
                 Unit::Us,
-                Unavailable {
-                    name: "c".into(),
-                    reason: "c not installed".into(),
-                },
+                Unavailable::new("c", NotMeasured::ToolMissing { tool: "c", fix: "" }),
             ),
         ];
         let rounds = Rounds {

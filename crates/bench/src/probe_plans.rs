@@ -1,25 +1,18 @@
 //! Syscall (C4) and CPU (C3) rows: the probes' loops timed as differences of two runs.
+//!
+//! A process's start-up would swamp a loop of system calls, so each row runs two programs
+//! that differ only in the loop's count and divides the difference of their times by the
+//! work the loop did. The same bytes run on the host, in isolab's containers and in gVisor;
+//! the microVM stub runs the identical loop in guest user mode and reports its own figure.
 
-use crate::environment::{
-    self as env, Environment, IsolabContainer, NotMeasured, Sample, Unavailable, Variant,
-};
+use crate::environment::{self as env, Environment, IsolabContainer, NotMeasured, Sample};
 use crate::plan::Plan;
-use crate::probes::{Probe, TRIAD_ARRAY_BYTES};
+use crate::probe_loops::{self, ProbeLoop, Work};
+use crate::probes::Probe;
 use crate::schema::{Question, Scope, Unit};
 use crate::shared::Shared;
 use isolab_microvm::{Figure, StubOptions, Workload, WorkloadOutcome};
 use std::path::PathBuf;
-
-// ---- Syscall and CPU: probes as differences of two runs ------------------------------------
-
-/// What a probe row reports per run pair.
-#[derive(Debug, Clone, Copy)]
-enum PerUnit {
-    /// ns per iteration: Δt / iterations.
-    NsPer(u64),
-    /// bytes per second: bytes / Δt.
-    BytesPerS(u64),
-}
 
 /// Where a probe pair runs.
 enum ProbeTarget<'a> {
@@ -33,7 +26,7 @@ enum ProbeTarget<'a> {
 struct ProbePair<'a> {
     name: String,
     target: ProbeTarget<'a>,
-    per: PerUnit,
+    per: Work,
 }
 
 impl ProbePair<'_> {
@@ -82,14 +75,14 @@ impl Environment for ProbePair<'_> {
         let long = self.once(i, true)?;
         let delta_us = long - short;
         if delta_us <= 0.0 {
-            return Err(NotMeasured(format!(
-                "the loop took no measurable time ({long:.0} µs vs {short:.0} µs without it): \
-                 raise the iteration count"
-            )));
+            return Err(NotMeasured::LoopTooShort {
+                long_us: long,
+                short_us: short,
+            });
         }
         Ok(Sample::value(match self.per {
-            PerUnit::NsPer(n) => delta_us * 1000.0 / n as f64,
-            PerUnit::BytesPerS(bytes) => bytes as f64 / (delta_us / 1e6),
+            Work::Iterations(n) => delta_us * 1000.0 / n as f64,
+            Work::Bytes(bytes) => bytes as f64 / (delta_us / 1e6),
         }))
     }
 }
@@ -125,11 +118,13 @@ impl Environment for StubFigure {
             timeout: std::time::Duration::from_secs(60),
             ..StubOptions::default()
         };
-        let report = isolab_microvm::boot_stub(self.workload, options)
-            .map_err(|e| NotMeasured(format!("microVM: {e}")))?;
+        let report =
+            isolab_microvm::boot_stub(self.workload, options).map_err(NotMeasured::microvm)?;
         let figure = match report.outcome {
             WorkloadOutcome::Measured { figure } => figure,
-            WorkloadOutcome::NotSupportedHere { reason } => return Err(NotMeasured(reason)),
+            WorkloadOutcome::NotSupportedHere { reason } => {
+                return Err(NotMeasured::GuestUnsupported(reason))
+            }
         };
         let value = match figure {
             Figure::Syscall { ns_per_call, .. } => ns_per_call,
@@ -140,153 +135,83 @@ impl Environment for StubFigure {
             Figure::Memory {
                 warm_bytes_per_s, ..
             } => warm_bytes_per_s,
-            other => return Err(NotMeasured(format!("unexpected stub figure {other:?}"))),
+            other => {
+                return Err(NotMeasured::NoReading(format!(
+                    "unexpected stub figure {other:?}"
+                )))
+            }
         };
         Ok(Sample::value(value))
     }
 }
 
-/// Host, container (± seccomp) rows for a probe, plus the microVM stub row.
-#[allow(clippy::too_many_arguments)]
-fn probe_rows<'a>(
-    shared: &'a Shared,
-    q: Question,
-    workload: &str,
-    unit: Unit,
-    long: Probe,
-    short: Probe,
-    per: PerUnit,
-    variants: &[Variant],
-    stub: Workload,
-    stub_iterations: Option<u64>,
-) -> Vec<Plan<'a>> {
-    let mut plans = Vec::new();
-    let paths = shared
-        .probe(&format!("{workload}-long"), long)
-        .and_then(|l| Ok((l, shared.probe(&format!("{workload}-short"), short)?)));
-    match paths {
-        Err(reason) => {
-            plans.push(Plan::new(
-                q,
-                workload,
-                unit,
-                Unavailable {
-                    name: "host".into(),
-                    reason: reason.clone(),
-                },
-            ));
-            for v in variants {
-                plans.push(Plan::new(
-                    q,
-                    workload,
-                    unit,
-                    Unavailable {
-                        name: v.name().into(),
-                        reason: reason.clone(),
-                    },
-                ));
-            }
-        }
-        Ok(((long_in, long_host), (short_in, short_host))) => {
-            plans.push(Plan::new(
-                q,
-                workload,
-                unit,
-                ProbePair {
-                    name: "host".into(),
-                    target: ProbeTarget::Host(long_host, short_host),
-                    per,
-                },
-            ));
-            for &v in variants {
-                let env: Box<dyn Environment + 'a> = match (
-                    shared.base_spec(&[&long_in]),
-                    shared.base_spec(&[&short_in]),
-                    &shared.fixture,
-                ) {
-                    (Ok(l), Ok(s), Some(fx)) => Box::new(ProbePair {
-                        name: v.name().into(),
-                        target: ProbeTarget::Container(
-                            Box::new(
-                                IsolabContainer::new(
-                                    v,
-                                    l,
-                                    fx.rootfs(),
-                                    fx.scratch(),
-                                    shared.cgroups.as_ref(),
-                                )
-                                .with_memory_limit(long.container_memory_limit_bytes()),
-                            ),
-                            Box::new(
-                                IsolabContainer::new(
-                                    v,
-                                    s,
-                                    fx.rootfs(),
-                                    fx.scratch(),
-                                    shared.cgroups.as_ref(),
-                                )
-                                .with_memory_limit(short.container_memory_limit_bytes()),
-                            ),
-                        ),
-                        per,
-                    }),
-                    (Err(reason), _, _) | (_, Err(reason), _) => Box::new(Unavailable {
-                        name: v.name().into(),
-                        reason,
-                    }),
-                    (_, _, None) => Box::new(shared.unavailable(v.name())),
-                };
-                plans.push(Plan::boxed(q, workload, unit, env));
-            }
-        }
-    }
-    plans.push(
-        Plan::new(q, workload, unit, StubFigure::new(stub, stub_iterations))
-            .note("the same loop in isolab's stub guest (guest user mode, CPL3)"),
-    );
-    plans
+/// A loop's rows: where it runs, gVisor's pair (a loop it finishes in about a second) with
+/// its note, and the note on the host and container rows.
+#[derive(Debug, Clone, Copy)]
+struct ProbeRows {
+    probe: ProbeLoop,
+    gvisor: Option<(Probe, Work, &'static str)>,
+    note: Option<&'static str>,
 }
 
-const GETPID_CALLS: u64 = 200_000;
 /// gVisor serves each call in its user-space kernel through ptrace (tens of µs): fewer calls
 /// keep a run near a second.
 const GVISOR_GETPID_CALLS: u64 = 20_000;
-const CPU_ITERATIONS: u64 = 20_000_000;
-const MEMORY_BUFFER_BYTES: u64 = 32 << 20;
-const MEMORY_PASSES: u64 = 16;
-const TRIAD_PASSES: u64 = 10;
 
-pub(crate) fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
-    let q = Question::Syscall;
-    let mut plans = probe_rows(
-        shared,
-        q,
-        "getpid",
-        Unit::Ns,
+const GETPID_ROWS: ProbeRows = ProbeRows {
+    probe: probe_loops::GETPID,
+    gvisor: Some((
         Probe::Getpid {
-            iterations: GETPID_CALLS,
+            iterations: GVISOR_GETPID_CALLS,
         },
-        Probe::Getpid { iterations: 0 },
-        PerUnit::NsPer(GETPID_CALLS),
-        &[Variant::Cgroups, Variant::Seccomp],
-        Workload::Syscall,
-        Some(GETPID_CALLS),
-    );
-    plans.push(gvisor_probe_plan(
-        shared,
-        q,
-        "getpid",
-        Unit::Ns,
-        (
-            Probe::Getpid {
-                iterations: GVISOR_GETPID_CALLS,
-            },
-            Probe::Getpid { iterations: 0 },
-        ),
-        PerUnit::NsPer(GVISOR_GETPID_CALLS),
+        Work::Iterations(GVISOR_GETPID_CALLS),
         "the same getpid loop (fewer calls: each one is served by gVisor's Sentry through \
          ptrace) in runsc --platform=ptrace, as the difference of two whole runs",
-    ));
+    )),
+    note: None,
+};
+
+const CPU_ROWS: [ProbeRows; 3] = [
+    ProbeRows {
+        probe: probe_loops::CPU_LOOP,
+        gvisor: Some((
+            probe_loops::CPU_LOOP.long,
+            probe_loops::CPU_LOOP.work,
+            "the same CPU loop in runsc --platform=ptrace, as the difference of two whole runs",
+        )),
+        note: None,
+    },
+    ProbeRows {
+        probe: probe_loops::MEMORY_PASS,
+        gvisor: None,
+        note: Some(
+            "warm read-modify-write passes (inc qword) over 32 MiB; see `triad` for STREAM's \
+             figure",
+        ),
+    },
+    ProbeRows {
+        probe: probe_loops::TRIAD,
+        gvisor: None,
+        note: Some(
+            "STREAM triad a = b + 3.0*c over 3 x 128 MiB f64 arrays (SSE2), 24 bytes per \
+             element per pass as STREAM counts",
+        ),
+    },
+];
+
+/// The row's unit for a loop's work.
+fn unit_of(work: Work) -> Unit {
+    match work {
+        Work::Iterations(_) => Unit::Ns,
+        Work::Bytes(_) => Unit::BytesPerS,
+    }
+}
+
+/// getpid on the host, in containers (± seccomp), in the stub guest and in gVisor; then the
+/// VM exits, which have no host equivalent.
+pub(crate) fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
+    let q = Question::Syscall;
+    let mut plans = probe_rows(shared, q, &GETPID_ROWS);
     for (name, stub) in [("pio-exit", Workload::Pio), ("mmio-exit", Workload::Mmio)] {
         plans.push(
             Plan::new(q, name, Unit::Ns, StubFigure::new(stub, None))
@@ -296,144 +221,99 @@ pub(crate) fn syscall_plans(shared: &Shared) -> Vec<Plan<'_>> {
     plans
 }
 
+/// A CPU loop, a memory pass and STREAM's triad, each wherever it can run.
 pub(crate) fn cpu_plans(shared: &Shared) -> Vec<Plan<'_>> {
-    let q = Question::Cpu;
-    let mut plans = probe_rows(
-        shared,
-        q,
-        "cpu-loop",
-        Unit::Ns,
-        Probe::Cpu {
-            iterations: CPU_ITERATIONS,
-        },
-        Probe::Cpu { iterations: 1 },
-        PerUnit::NsPer(CPU_ITERATIONS),
-        &[Variant::Cgroups],
-        Workload::Cpu,
-        Some(CPU_ITERATIONS),
-    );
-    plans.push(gvisor_probe_plan(
-        shared,
-        q,
-        "cpu-loop",
-        Unit::Ns,
-        (
-            Probe::Cpu {
-                iterations: CPU_ITERATIONS,
-            },
-            Probe::Cpu { iterations: 1 },
-        ),
-        PerUnit::NsPer(CPU_ITERATIONS),
-        "the same CPU loop in runsc --platform=ptrace, as the difference of two whole runs",
-    ));
-    let mut memory = probe_rows(
-        shared,
-        q,
-        "memory-pass",
-        Unit::BytesPerS,
-        Probe::Memory {
-            buffer_bytes: MEMORY_BUFFER_BYTES,
-            passes: MEMORY_PASSES,
-        },
-        Probe::Memory {
-            buffer_bytes: MEMORY_BUFFER_BYTES,
-            passes: 0,
-        },
-        PerUnit::BytesPerS(MEMORY_BUFFER_BYTES * MEMORY_PASSES),
-        &[Variant::Cgroups],
-        Workload::Memory,
-        Some(MEMORY_PASSES),
-    );
-    for p in memory.iter_mut() {
-        if p.note.is_none() {
-            p.note = Some(
-                "warm read-modify-write passes (inc qword) over 32 MiB; see `triad` for \
-                 STREAM's figure"
-                    .into(),
-            );
+    CPU_ROWS
+        .iter()
+        .flat_map(|rows| probe_rows(shared, Question::Cpu, rows))
+        .collect()
+}
+
+/// Host and container rows for a probe, then the microVM stub's and gVisor's.
+fn probe_rows<'a>(shared: &'a Shared, q: Question, rows: &ProbeRows) -> Vec<Plan<'a>> {
+    let p = rows.probe;
+    let (w, unit) = (p.workload, unit_of(p.work));
+    let paths = shared
+        .probe(&format!("{w}-long"), p.long)
+        .and_then(|l| Ok((l, shared.probe(&format!("{w}-short"), p.short)?)));
+    let mut plans = Vec::new();
+    let host = paths
+        .clone()
+        .map(|((_, long), (_, short))| ProbeTarget::Host(long, short));
+    plans.push(pair_plan(q, &p, "host", p.work, host));
+    for &v in p.variants {
+        let pair = paths.clone().and_then(|((long, _), (short, _))| {
+            let container = |inside: &str, probe: Probe| {
+                shared
+                    .isolab_container(v, &[inside])
+                    .map(|c| Box::new(c.with_memory_limit(probe.container_memory_limit_bytes())))
+            };
+            Ok(ProbeTarget::Container(
+                container(&long, p.long)?,
+                container(&short, p.short)?,
+            ))
+        });
+        plans.push(pair_plan(q, &p, v.name(), p.work, pair));
+    }
+    if let Some(note) = rows.note {
+        for plan in plans.iter_mut() {
+            plan.note = Some(note.into());
         }
     }
-    plans.append(&mut memory);
-    let mut triad = probe_rows(
-        shared,
-        q,
-        "triad",
-        Unit::BytesPerS,
-        Probe::Triad {
-            array_bytes: TRIAD_ARRAY_BYTES,
-            passes: TRIAD_PASSES,
-        },
-        Probe::Triad {
-            array_bytes: TRIAD_ARRAY_BYTES,
-            passes: 0,
-        },
-        PerUnit::BytesPerS(3 * TRIAD_ARRAY_BYTES * TRIAD_PASSES),
-        &[Variant::Cgroups],
-        Workload::Triad,
-        Some(TRIAD_PASSES),
+    let (stub, iterations) = p.stub;
+    plans.push(
+        Plan::new(q, w, unit, StubFigure::new(stub, Some(iterations)))
+            .note("the same loop in isolab's stub guest (guest user mode, CPL3)"),
     );
-    for p in triad.iter_mut() {
-        if p.note.is_none() {
-            p.note = Some(
-                "STREAM triad a = b + 3.0*c over 3 x 128 MiB f64 arrays (SSE2), 24 bytes \
-                 per element per pass as STREAM counts"
-                    .into(),
-            );
-        }
+    if let Some((long, work, note)) = rows.gvisor {
+        plans.push(match gvisor_target(shared, w, long, p.short) {
+            Ok(target) => pair_plan(q, &p, "gvisor", work, Ok(target)).note(note),
+            Err(reason) => Plan::not_measured(q, w, unit, "gvisor", reason),
+        });
     }
-    plans.append(&mut triad);
     plans
 }
 
-/// A probe pair run by gVisor on copies of the bench bundle.
-fn gvisor_probe_plan<'a>(
-    shared: &'a Shared,
+/// A probe pair's row on `target`, or the row not measured.
+fn pair_plan<'a>(
     q: Question,
-    workload: &str,
-    unit: Unit,
-    (long, short): (Probe, Probe),
-    per: PerUnit,
-    note: &str,
+    probe: &ProbeLoop,
+    name: &str,
+    per: Work,
+    target: Result<ProbeTarget<'a>, NotMeasured>,
 ) -> Plan<'a> {
-    let target = (|| {
-        crate::gvisor::available()?;
-        let fx = shared.fixture()?;
-        let mut bundles = Vec::new();
-        for (what, probe) in [("long", long), ("short", short)] {
-            let name = format!("{workload}-gvisor-{what}");
-            let (inside, _) = shared.probe(&name, probe).map_err(NotMeasured)?;
-            let dir = fx.scratch().join(format!("gvisor-{name}"));
-            bundles.push(crate::gvisor::bundle_running(
-                &fx.bundle(),
-                &fx.rootfs(),
-                &dir,
-                &[&inside],
-            )?);
-        }
-        let short = bundles.pop().unwrap_or_default();
-        let long = bundles.pop().unwrap_or_default();
-        Ok::<_, NotMeasured>(ProbeTarget::Gvisor(fx.scratch().join("runsc"), long, short))
-    })();
+    let (w, unit) = (probe.workload, unit_of(probe.work));
     match target {
         Ok(target) => Plan::new(
             q,
-            workload,
+            w,
             unit,
             ProbePair {
-                name: "gvisor".into(),
+                name: name.into(),
                 target,
                 per,
             },
-        )
-        .note(note),
-        Err(NotMeasured(reason)) => Plan::new(
-            q,
-            workload,
-            unit,
-            Unavailable {
-                name: "gvisor".into(),
-                reason,
-            },
         ),
+        Err(reason) => Plan::not_measured(q, w, unit, name, reason),
     }
+}
+
+/// gVisor's probe pair: copies of the bench bundle running the long and the short probe.
+fn gvisor_target<'a>(
+    shared: &Shared,
+    workload: &str,
+    long: Probe,
+    short: Probe,
+) -> Result<ProbeTarget<'a>, NotMeasured> {
+    crate::gvisor::available()?;
+    let fx = shared.fixture()?;
+    let bundle = |what: &str, probe: Probe| {
+        let name = format!("{workload}-gvisor-{what}");
+        let (inside, _) = shared.probe(&name, probe)?;
+        let dir = fx.scratch().join(format!("gvisor-{name}"));
+        crate::gvisor::bundle_running(&fx.bundle(), &fx.rootfs(), &dir, &[&inside])
+    };
+    let long = bundle("long", long)?;
+    let short = bundle("short", short)?;
+    Ok(ProbeTarget::Gvisor(fx.scratch().join("runsc"), long, short))
 }

@@ -15,12 +15,13 @@
 //! - **Nothing estimated.** An environment that cannot run, or fails part-way, becomes a
 //!   `not_measured` row with the reason; a row's figures are only ever its own samples.
 
-use crate::memory::{density_rows, memory_plans};
+use crate::density::rows::density_rows;
+use crate::memory::memory_plans;
 use crate::order::{self, Rng};
 use crate::plan::{self, ColdRounds, Rounds};
 use crate::probe_plans::{cpu_plans, syscall_plans};
 use crate::scaling_plans::scaling_plans;
-use crate::schema::{Question, Results, Settings, SCHEMA_VERSION};
+use crate::schema::{Observation, Question, Results, Row, Settings, SCHEMA_VERSION};
 use crate::shared::Shared;
 use crate::startup::startup_plans;
 use std::path::PathBuf;
@@ -145,73 +146,90 @@ pub fn run(config: &RunConfig) -> Result<Results, BenchError> {
     let mut rng = Rng::new(seed);
     let mut rows = Vec::new();
     for &question in &config.questions {
-        let plans = match question {
-            Question::Startup => startup_plans(&shared, config)
-                .into_iter()
-                .map(|p| {
-                    // Every start-up row is warm; the quick ones get a cold row too (a Linux
-                    // boot takes far longer than any idle gap).
-                    let cold = p.samples_cap.is_none();
-                    p.startup(cold)
-                })
-                .collect(),
-            Question::Memory => memory_plans(&shared),
-            Question::Syscall => syscall_plans(&shared),
-            Question::Cpu => cpu_plans(&shared),
-            Question::Scaling => scaling_plans(&shared),
-        };
-        rows.extend(plan::measure(
-            question,
-            plans,
-            config.rounds_for(question),
-            &mut rng,
-            config.progress,
-        ));
-        if question == Question::Memory {
-            rows.extend(density_rows(&shared, config));
-        }
+        rows.extend(ask(&shared, config, question, &mut rng));
     }
     plan::fill_ratios(&mut rows);
     let observations = if config.observe {
-        if config.progress {
-            eprint!("\r\x1b[K[observe] C5–C10: kernels, root, namespaces, limits, layers, chroot");
-        }
-        let mut found =
-            crate::observe::observe_all(shared.observe_target().as_ref().map_err(Clone::clone));
-        found.push(shared.layer_start_cost());
-        // Claim order; checks of one claim stay in the order they ran.
-        found.sort_by_key(|o| o.claim);
-        if config.progress {
-            eprint!("\r\x1b[K");
-        }
-        found
+        observe(&shared, config.progress)
     } else {
         Vec::new()
     };
-    let mut questions: Vec<String> = config.questions.iter().map(|q| q.name().into()).collect();
-    if config.observe {
-        questions.push(OBSERVE.into());
-    }
     Ok(Results {
         schema_version: SCHEMA_VERSION,
         fingerprint,
-        settings: Settings {
-            quick: config.quick,
-            samples_per_row: config.samples.unwrap_or_else(|| {
-                config
-                    .questions
-                    .first()
-                    .map(|q| config.samples_for(*q))
-                    .unwrap_or(0)
-            }),
-            questions,
-            shuffle_seed: seed,
-            cold_gap_ms: config.cold_gap.as_millis() as u64,
-            cold_samples_per_row: config.cold_samples(),
-        },
+        settings: settings(config, seed),
         rows,
         observations,
         started_at,
         duration_s: started.elapsed().as_secs_f64(),
     })
+}
+
+/// One question's rows: its plans measured in interleaved rounds (and, for memory, the
+/// density fills after them).
+fn ask(shared: &Shared, config: &RunConfig, question: Question, rng: &mut Rng) -> Vec<Row> {
+    let plans = match question {
+        Question::Startup => startup_plans(shared, config)
+            .into_iter()
+            .map(|p| {
+                // Every start-up row is warm; the quick ones get a cold row too (a Linux
+                // boot takes far longer than any idle gap).
+                let cold = p.samples_cap.is_none();
+                p.startup(cold)
+            })
+            .collect(),
+        Question::Memory => memory_plans(shared),
+        Question::Syscall => syscall_plans(shared),
+        Question::Cpu => cpu_plans(shared),
+        Question::Scaling => scaling_plans(shared),
+    };
+    let mut rows = plan::measure(
+        question,
+        plans,
+        config.rounds_for(question),
+        rng,
+        config.progress,
+    );
+    if question == Question::Memory {
+        rows.extend(density_rows(shared, config));
+    }
+    rows
+}
+
+/// The C5–C10 observations, in claim order.
+fn observe(shared: &Shared, progress: bool) -> Vec<Observation> {
+    if progress {
+        eprint!("\r\x1b[K[observe] C5–C10: kernels, root, namespaces, limits, layers, chroot");
+    }
+    let mut found =
+        crate::observe::observe_all(shared.observe_target().as_ref().map_err(Clone::clone));
+    found.push(shared.layer_start_cost());
+    // Claim order; checks of one claim stay in the order they ran.
+    found.sort_by_key(|o| o.claim);
+    if progress {
+        eprint!("\r\x1b[K");
+    }
+    found
+}
+
+/// How the run was configured, as the results file records it.
+fn settings(config: &RunConfig, seed: u64) -> Settings {
+    let mut questions: Vec<String> = config.questions.iter().map(|q| q.name().into()).collect();
+    if config.observe {
+        questions.push(OBSERVE.into());
+    }
+    Settings {
+        quick: config.quick,
+        samples_per_row: config.samples.unwrap_or_else(|| {
+            config
+                .questions
+                .first()
+                .map(|q| config.samples_for(*q))
+                .unwrap_or(0)
+        }),
+        questions,
+        shuffle_seed: seed,
+        cold_gap_ms: config.cold_gap.as_millis() as u64,
+        cold_samples_per_row: config.cold_samples(),
+    }
 }

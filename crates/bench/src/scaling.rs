@@ -90,27 +90,16 @@ impl std::fmt::Debug for Concurrent<'_> {
 
 /// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux ≥ 4.0).
 fn reset_peak_rss() -> Result<(), NotMeasured> {
-    std::fs::write("/proc/self/clear_refs", "5").map_err(|e| {
-        NotMeasured(format!(
-            "resetting VmHWM through /proc/self/clear_refs: {e}"
-        ))
-    })
+    std::fs::write("/proc/self/clear_refs", "5").map_err(NotMeasured::io(
+        "resetting VmHWM through /proc/self/clear_refs",
+    ))
 }
 
 fn status_bytes(key: &str) -> Result<u64, NotMeasured> {
     let text = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| NotMeasured(format!("reading /proc/self/status: {e}")))?;
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(key)?
-                .strip_prefix(':')?
-                .split_whitespace()
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .map(|kb| kb * 1024)
-        .ok_or_else(|| NotMeasured(format!("no {key} in /proc/self/status")))
+        .map_err(NotMeasured::io("reading /proc/self/status"))?;
+    crate::density::kb_field(&text, key)
+        .ok_or_else(|| NotMeasured::NoReading(format!("no {key} in /proc/self/status")))
 }
 
 /// One instance's result: its latency (µs) and the memory its cgroup peaked at, if any.
@@ -137,7 +126,7 @@ impl Concurrent<'_> {
             Target::MicroVm(options) => {
                 let t = Instant::now();
                 let report = isolab_microvm::boot_stub(isolab_microvm::Workload::True, *options)
-                    .map_err(|e| NotMeasured(format!("microVM: {e}")))?;
+                    .map_err(NotMeasured::microvm)?;
                 std::hint::black_box(report);
                 Ok((t.elapsed().as_secs_f64() * 1e6, 0))
             }
@@ -168,10 +157,9 @@ impl Environment for Concurrent<'_> {
         match &mut self.target {
             Target::Command { threads, .. } => {
                 if self.measure == Measure::Memory {
-                    return Err(NotMeasured(
+                    return Err(NotMeasured::NotApplicable(
                         "a peer's containers live in the peer's own cgroups, which this bench \
-                         does not read"
-                            .into(),
+                         does not read",
                     ));
                 }
                 while threads.len() < self.n {
@@ -180,11 +168,12 @@ impl Environment for Concurrent<'_> {
                 Ok(())
             }
             Target::MicroVm(_) => crate::environment::kvm_usable(),
-            Target::Process(..) if self.measure == Measure::Memory => Err(NotMeasured(
-                "a whole process's memory is measured by the memory question (GNU time), not \
-                 by this process's resident set"
-                    .into(),
-            )),
+            Target::Process(..) if self.measure == Measure::Memory => {
+                Err(NotMeasured::NotApplicable(
+                    "a whole process's memory is measured by the memory question (GNU time), \
+                     not by this process's resident set",
+                ))
+            }
             Target::Container(_) | Target::Process(..) => Ok(()),
         }
     }
@@ -205,8 +194,9 @@ impl Environment for Concurrent<'_> {
             handles
                 .into_iter()
                 .map(|h| {
-                    h.join()
-                        .unwrap_or_else(|_| Err(NotMeasured("a launcher thread panicked".into())))
+                    h.join().unwrap_or_else(|_| {
+                        Err(NotMeasured::Misbehaved("a launcher thread panicked".into()))
+                    })
                 })
                 .collect()
         });

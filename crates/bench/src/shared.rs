@@ -1,4 +1,7 @@
 //! What every question's rows share: the rootfs, the cgroups, the crun thread, the isolab binary.
+//!
+//! Each piece is built once per run and lent to the rows. A piece this host cannot provide is
+//! kept as the reason it is missing, so every row that needs it says the same thing.
 
 use crate::environment::{
     Environment, HiddenCgroup2Thread, IsolabContainer, NotMeasured, Unavailable, Variant,
@@ -10,14 +13,14 @@ use isolab_cgroups::CgroupRoot;
 use isolab_container::ContainerSpec;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Everything the rows share: the rootfs, cgroups, the crun thread, the isolab binary.
 pub(crate) struct Shared {
-    pub(crate) fixture: Option<Fixture>,
-    pub(crate) fixture_error: Option<String>,
+    fixture: Result<Fixture, NotMeasured>,
     pub(crate) cgroups: Option<CgroupRoot>,
-    pub(crate) crun_thread: Result<HiddenCgroup2Thread, NotMeasured>,
-    pub(crate) isolab_exe: Option<PathBuf>,
+    crun_thread: Result<HiddenCgroup2Thread, NotMeasured>,
+    isolab_exe: Option<PathBuf>,
     pub(crate) cpl0_native: Option<bool>,
     pub(crate) cpl0_detail: String,
 }
@@ -28,16 +31,12 @@ impl Shared {
         cpl0_native: Option<bool>,
         cpl0_detail: String,
     ) -> Shared {
-        let (fixture, fixture_error) = match fixture::container_skip_reason() {
-            Some(reason) => (None, Some(reason)),
-            None => match Fixture::new() {
-                Ok(f) => (Some(f), None),
-                Err(e) => (None, Some(format!("building the bench rootfs: {e}"))),
-            },
+        let fixture = match fixture::container_refusal() {
+            Some(reason) => Err(reason),
+            None => Fixture::new().map_err(|e| NotMeasured::Fixture(Arc::new(e))),
         };
         Shared {
             fixture,
-            fixture_error,
             cgroups: CgroupRoot::detect().ok(),
             crun_thread: HiddenCgroup2Thread::start(),
             isolab_exe: config.isolab_exe.clone(),
@@ -50,11 +49,8 @@ impl Shared {
     /// the same private store as the `isolab-cli-*` rows.
     pub(crate) fn observe_target(&self) -> Result<crate::observe::Target, NotMeasured> {
         let fx = self.fixture()?;
-        let isolab = self.isolab_exe.clone().ok_or_else(|| {
-            NotMeasured("needs the isolab binary (run it as `isolab bench`)".into())
-        })?;
         Ok(crate::observe::Target {
-            isolab,
+            isolab: self.isolab_exe()?.to_path_buf(),
             rootfs: fx.rootfs(),
             bundle: Some(fx.bundle()),
             home: fx.scratch().join("cli-home"),
@@ -64,24 +60,16 @@ impl Shared {
 
     /// C9's start-up with 1, 8 and 32 layers, through the library.
     pub(crate) fn layer_start_cost(&self) -> crate::schema::Observation {
-        let container = self.base_spec(&["/bin/true"]).and_then(|spec| {
-            let fx = self.fixture().map_err(|e| e.0)?;
-            Ok((
-                IsolabContainer::new(
-                    Variant::Overlay,
-                    spec,
-                    fx.rootfs(),
-                    fx.scratch(),
-                    self.cgroups.as_ref(),
-                ),
-                fx.scratch(),
-            ))
-        });
+        let container = self
+            .isolab_container(Variant::Overlay, &["/bin/true"])
+            .and_then(|c| Ok((c, self.fixture()?.scratch())));
         match container {
             Ok((c, scratch)) => crate::observe::start_with_layers(c, &scratch),
             Err(reason) => {
                 let mut o = crate::observe::start_with_layers_unmeasured();
-                o.outcome = crate::schema::Finding::NotMeasured { reason };
+                o.outcome = crate::schema::Finding::NotMeasured {
+                    reason: reason.to_string(),
+                };
                 o
             }
         }
@@ -89,52 +77,56 @@ impl Shared {
 
     /// The bench rootfs, or why there is none.
     pub(crate) fn fixture(&self) -> Result<&Fixture, NotMeasured> {
-        self.fixture.as_ref().ok_or_else(|| {
-            NotMeasured(
-                self.fixture_error
-                    .clone()
-                    .unwrap_or_else(|| "no rootfs".into()),
-            )
-        })
+        self.fixture.as_ref().map_err(Clone::clone)
     }
 
+    /// The `isolab` binary, or why there is none.
+    pub(crate) fn isolab_exe(&self) -> Result<&Path, NotMeasured> {
+        self.isolab_exe
+            .as_deref()
+            .ok_or(NotMeasured::NeedsIsolabBinary)
+    }
+
+    /// Row `name`, not measured because there is no bench rootfs.
     pub(crate) fn unavailable(&self, name: &str) -> Unavailable {
-        Unavailable {
-            name: name.into(),
-            reason: self
-                .fixture_error
-                .clone()
-                .unwrap_or_else(|| "no rootfs".into()),
-        }
+        let reason = match &self.fixture {
+            Err(e) => e.clone(),
+            Ok(_) => NotMeasured::Misbehaved("no rootfs".into()),
+        };
+        Unavailable::new(name, reason)
     }
 
     /// The bundle's spec with `args` as the workload.
-    pub(crate) fn base_spec(&self, args: &[&str]) -> Result<ContainerSpec, String> {
-        let fx = self.fixture.as_ref().ok_or_else(|| {
-            self.fixture_error
-                .clone()
-                .unwrap_or_else(|| "no rootfs".into())
-        })?;
+    pub(crate) fn base_spec(&self, args: &[&str]) -> Result<ContainerSpec, NotMeasured> {
+        let fx = self.fixture()?;
         let mut spec = isolab_container::oci::load_bundle(&fx.bundle())
-            .map_err(|e| format!("loading the bench bundle: {e}"))?;
+            .map_err(|e| NotMeasured::Bundle(Arc::new(e)))?;
         spec.args = args.iter().map(|a| a.to_string()).collect();
         Ok(spec)
     }
 
+    /// An isolab container of `variant` running `args` on the bench rootfs (not prepared).
+    pub(crate) fn isolab_container(
+        &self,
+        variant: Variant,
+        args: &[&str],
+    ) -> Result<IsolabContainer<'_>, NotMeasured> {
+        let spec = self.base_spec(args)?;
+        let fx = self.fixture()?;
+        Ok(IsolabContainer::new(
+            variant,
+            spec,
+            fx.rootfs(),
+            fx.scratch(),
+            self.cgroups.as_ref(),
+        ))
+    }
+
+    /// [`Shared::isolab_container`] as a row's environment, or the row not measured.
     pub(crate) fn container(&self, variant: Variant, args: &[&str]) -> Box<dyn Environment + '_> {
-        match (self.base_spec(args), &self.fixture) {
-            (Ok(spec), Some(fx)) => Box::new(IsolabContainer::new(
-                variant,
-                spec,
-                fx.rootfs(),
-                fx.scratch(),
-                self.cgroups.as_ref(),
-            )),
-            (Err(reason), _) => Box::new(Unavailable {
-                name: variant.name().into(),
-                reason,
-            }),
-            (Ok(_), None) => Box::new(self.unavailable(variant.name())),
+        match self.isolab_container(variant, args) {
+            Ok(c) => Box::new(c),
+            Err(reason) => Box::new(Unavailable::new(variant.name(), reason)),
         }
     }
 
@@ -144,24 +136,21 @@ impl Shared {
 
     /// Writes a probe program into the rootfs; returns its path inside the container and on
     /// the host.
-    pub(crate) fn probe(&self, name: &str, probe: Probe) -> Result<(String, PathBuf), String> {
-        let fx = self.fixture.as_ref().ok_or_else(|| {
-            self.fixture_error
-                .clone()
-                .unwrap_or_else(|| "no rootfs".into())
-        })?;
-        let host = fx.rootfs().join("probes").join(name);
+    pub(crate) fn probe(&self, name: &str, probe: Probe) -> Result<(String, PathBuf), NotMeasured> {
+        let host = self.fixture()?.rootfs().join("probes").join(name);
         probe
             .write_to(&host)
-            .map_err(|e| format!("writing probe {}: {e}", host.display()))?;
+            .map_err(NotMeasured::io(format!("writing probe {}", host.display())))?;
         Ok((format!("/probes/{name}"), host))
     }
 }
 
+/// Builds an argv from string slices.
 pub(crate) fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
 }
 
+/// A path as the text a command line takes.
 pub(crate) fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }

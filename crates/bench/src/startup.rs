@@ -1,19 +1,21 @@
 //! Start-up (C1): launch → busybox `true` → exit, whole processes beside isolab's engine in-process.
 
-use crate::environment::{
-    self as env, Environment, HiddenCgroup2Thread, HostProcess, MicroVmStub, NotMeasured,
-    PeerCommand, Sample, Unavailable, Variant,
-};
-use crate::fixture::{self};
+//!
+//! One row per way a user can start a container or a VM: the host process as the baseline;
+//! isolab's CLI; crun, runc, bubblewrap, unshare, podman, docker and gVisor; isolab's VMM and
+//! QEMU booting the same images. isolab's engine also runs in-process, one row per isolation
+//! feature, as the breakdown of where its time goes.
+
+use crate::environment::{HostProcess, MicroVmStub, NotMeasured, PeerCommand, Variant};
+use crate::fixture::{self, Fixture};
 use crate::linux_boot;
 use crate::plan::Plan;
+use crate::podman::Podman;
 use crate::runner::RunConfig;
 use crate::schema::{Question, Unit};
 use crate::shared::{os, path_str, Shared};
 use isolab_microvm::{StubOptions, Workload};
-use std::path::PathBuf;
-
-// ---- Startup -------------------------------------------------------------------------------
+use std::ffi::OsString;
 
 /// The stub guest's workload: its first instruction exits. Not busybox `true` (no exec, no
 /// rootfs), so never compared with the container rows' `true`.
@@ -31,8 +33,8 @@ pub(crate) fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<P
     let q = Question::Startup;
     let w = "true";
     let mut plans = Vec::new();
-    match &shared.fixture {
-        Some(fx) => plans.push(Plan::new(
+    match shared.fixture() {
+        Ok(fx) => plans.push(Plan::new(
             q,
             w,
             Unit::Us,
@@ -40,7 +42,7 @@ pub(crate) fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<P
                 argv: vec![fx.rootfs().join("bin/true").into()],
             },
         )),
-        None => plans.push(
+        Err(_) => plans.push(
             Plan::new(
                 q,
                 w,
@@ -59,7 +61,7 @@ pub(crate) fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<P
         );
     }
     plans.extend(isolab_cli_plans(shared, q));
-    plans.extend(peer_plans(shared, q, w, Unit::Us));
+    plans.extend(peer_plans(shared));
     plans.extend(docker_and_gvisor_plans(shared, q));
     let vm = MicroVmStub {
         name: "isolab-engine-microvm-stub".into(),
@@ -77,31 +79,21 @@ pub(crate) fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<P
 /// `isolab container run --rm` and `isolab vm run --guest stub:true` as whole processes,
 /// spawned and waited for by the same code as every peer.
 fn isolab_cli_plans<'a>(shared: &'a Shared, q: Question) -> Vec<Plan<'a>> {
-    let missing = |name: &str, workload: &str, reason: String| {
-        Plan::new(
-            q,
-            workload,
-            Unit::Us,
-            Unavailable {
-                name: name.into(),
-                reason,
-            },
-        )
+    let missing = |name: &str, workload: &str, reason: NotMeasured| {
+        Plan::not_measured(q, workload, Unit::Us, name, reason)
     };
-    let Some(exe) = &shared.isolab_exe else {
-        let why = "needs the isolab binary (run it as `isolab bench`)";
-        return vec![
-            missing("isolab-cli-container", "true", why.into()),
-            missing("isolab-cli-microvm-stub", STUB_TRUE, why.into()),
-        ];
+    let exe = match shared.isolab_exe() {
+        Ok(exe) => exe,
+        Err(why) => {
+            return vec![
+                missing("isolab-cli-container", "true", why.clone()),
+                missing("isolab-cli-microvm-stub", STUB_TRUE, why),
+            ]
+        }
     };
-    let container = match &shared.fixture {
-        None => missing(
-            "isolab-cli-container",
-            "true",
-            shared.unavailable("").reason,
-        ),
-        Some(fx) => {
+    let container = match shared.fixture() {
+        Err(reason) => missing("isolab-cli-container", "true", reason),
+        Ok(fx) => {
             let argv = fixture::peers::isolab_container(&path_str(exe), &path_str(&fx.rootfs()));
             Plan::new(
                 q,
@@ -145,7 +137,7 @@ fn isolab_cli_plans<'a>(shared: &'a Shared, q: Question) -> Vec<Plan<'a>> {
 
 /// `docker run` and gVisor's `runsc run` of busybox `true` on the same rootfs.
 fn docker_and_gvisor_plans(shared: &Shared, q: Question) -> Vec<Plan<'_>> {
-    let Some(fx) = shared.fixture.as_ref() else {
+    let Ok(fx) = shared.fixture() else {
         return ["docker", "gvisor"]
             .into_iter()
             .map(|name| Plan::new(q, "true", Unit::Us, shared.unavailable(name)))
@@ -163,15 +155,7 @@ fn docker_and_gvisor_plans(shared: &Shared, q: Question) -> Vec<Plan<'_>> {
          was running, stopped after",
     );
     let gvisor = match crate::gvisor::available() {
-        Err(NotMeasured(reason)) => Plan::new(
-            q,
-            "true",
-            Unit::Us,
-            Unavailable {
-                name: "gvisor".into(),
-                reason,
-            },
-        ),
+        Err(reason) => Plan::not_measured(q, "true", Unit::Us, "gvisor", reason),
         Ok(_) => {
             let (bundle, state) = (fx.bundle(), fx.scratch().join("runsc"));
             Plan::new(
@@ -221,7 +205,7 @@ fn pvh_stub_plans(shared: &Shared) -> Vec<Plan<'_>> {
         .map(|vmm| {
             let env = PvhStub {
                 vmm,
-                isolab: shared.isolab_exe.clone(),
+                isolab: shared.isolab_exe().ok().map(std::path::Path::to_path_buf),
                 image: scratch.join("stub-pvh.elf"),
             };
             Plan::new(Question::Startup, PVH_STUB, Unit::Us, env).note(match vmm {
@@ -244,257 +228,181 @@ const LINUX_BOOT_SAMPLES_QUICK: usize = 3;
 
 /// isolab's VMM and QEMU's microvm machine booting the same Linux kernel to its banner.
 fn linux_boot_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<Plan<'a>> {
-    let q = Question::Startup;
-    let w = "linux-to-command-line";
+    let (q, w) = (Question::Startup, "linux-to-command-line");
     let cap = if config.quick {
         LINUX_BOOT_SAMPLES_QUICK
     } else {
         LINUX_BOOT_SAMPLES
     };
     let note = linux_boot::boot_note(shared.cpl0_native, &shared.cpl0_detail);
-    let timeout = std::time::Duration::from_secs(90);
-    let missing = |name: &str, reason: String| {
-        Plan::new(
-            q,
-            w,
-            Unit::Us,
-            Unavailable {
-                name: name.into(),
-                reason,
-            },
-        )
-    };
     let images = linux_boot::guest_images();
-    let isolab = match (&images, &shared.isolab_exe) {
-        (Err(reason), _) => missing("isolab-cli-microvm-linux", reason.clone()),
-        (_, None) => missing(
+    let isolab = images.clone().and_then(|(kernel, initrd)| {
+        Ok(linux_boot::isolab_argv(
+            shared.isolab_exe()?,
+            &kernel,
+            &initrd,
+        ))
+    });
+    let qemu = fixture::require_qemu()
+        .and_then(|_| images.map(|(kernel, initrd)| linux_boot::qemu_argv(&kernel, &initrd)));
+    let vmms = [
+        (
             "isolab-cli-microvm-linux",
-            "needs the isolab binary (run it as `isolab bench`)".into(),
+            isolab,
+            true,
+            "includes stopping the VM (`vm run --until` prints the console when it stops)",
         ),
-        (Ok((kernel, initrd)), Some(exe)) => Plan::new(
-            q,
-            w,
-            Unit::Us,
-            linux_boot::TimeToConsoleLine {
-                name: "isolab-cli-microvm-linux".into(),
-                argv: linux_boot::isolab_argv(exe, kernel, initrd),
-                timeout,
-                stops_itself: true,
-            },
-        )
-        .note(&format!(
-            "{note}; includes stopping the VM (`vm run --until` prints the console when it stops)"
-        ))
-        .samples_cap(cap),
-    };
-    let qemu = match (&images, fixture::which("qemu-system-x86_64")) {
-        (_, None) => missing(
+        (
             "qemu-microvm",
-            "qemu-system-x86_64 not installed: apt-get install qemu-system-x86".into(),
+            qemu,
+            false,
+            "`qemu-system-x86_64 -M microvm -cpu host,-arch-capabilities,-cx16 -m 256`, \
+             killed after the line (outside the timing)",
         ),
-        (Err(reason), _) => missing("qemu-microvm", reason.clone()),
-        (Ok((kernel, initrd)), Some(_)) => Plan::new(
-            q,
-            w,
-            Unit::Us,
-            linux_boot::TimeToConsoleLine {
-                name: "qemu-microvm".into(),
-                argv: linux_boot::qemu_argv(kernel, initrd),
-                timeout,
-                stops_itself: false,
-            },
-        )
-        .note(&format!(
-            "{note}; `qemu-system-x86_64 -M microvm -cpu host,-arch-capabilities,-cx16 -m 256`, \
-             killed after the line (outside the timing)"
-        ))
-        .samples_cap(cap),
-    };
-    vec![isolab, qemu]
+    ];
+    vmms.into_iter()
+        .map(|(name, argv, stops_itself, how)| match argv {
+            Err(reason) => Plan::not_measured(q, w, Unit::Us, name, reason),
+            Ok(argv) => Plan::new(
+                q,
+                w,
+                Unit::Us,
+                linux_boot::TimeToConsoleLine {
+                    name: name.into(),
+                    argv,
+                    timeout: std::time::Duration::from_secs(90),
+                    stops_itself,
+                },
+            )
+            .note(&format!("{note}; {how}"))
+            .samples_cap(cap),
+        })
+        .collect()
 }
 
+/// A peer that runs busybox `true` from the bench rootfs as one command line.
+struct PeerCli {
+    /// Row name (and the program looked up on PATH).
+    name: &'static str,
+    /// The program as a user knows it, for "not installed".
+    tool: &'static str,
+    /// Launched from the thread that hides the cgroup2 mount (crun refuses a hybrid layout).
+    via_crun_thread: bool,
+    /// The command line for launch `i` on the bundle and rootfs.
+    argv: fn(&RootfsPaths, usize) -> Vec<OsString>,
+    note: Option<&'static str>,
+}
+
+/// The bench bundle and its rootfs, as command-line text.
+#[derive(Clone)]
+struct RootfsPaths {
+    bundle: String,
+    rootfs: String,
+}
+
+/// A fresh container id per launch: runtimes refuse to reuse a live one.
+fn oci_id(i: usize) -> String {
+    format!("isolab-bench-{}-{i}", std::process::id())
+}
+
+const PEER_CLIS: [PeerCli; 4] = [
+    PeerCli {
+        name: "crun",
+        tool: "crun",
+        via_crun_thread: true,
+        argv: |p, i| fixture::peers::oci_run("crun", &p.bundle, &oci_id(i)),
+        note: None,
+    },
+    PeerCli {
+        name: "runc",
+        tool: "runc",
+        via_crun_thread: false,
+        argv: |p, i| fixture::peers::oci_run("runc", &p.bundle, &oci_id(i)),
+        note: None,
+    },
+    PeerCli {
+        name: "bwrap",
+        tool: "bwrap (bubblewrap)",
+        via_crun_thread: false,
+        argv: |p, _| fixture::peers::bwrap(&p.rootfs),
+        note: None,
+    },
+    PeerCli {
+        name: "unshare",
+        tool: "unshare (util-linux)",
+        via_crun_thread: false,
+        argv: |p, _| fixture::peers::unshare(&p.rootfs),
+        note: Some("unshare -fpmuin --root ROOTFS: namespaces + chroot, no cgroup"),
+    },
+];
+
 /// crun, runc, bwrap, unshare and podman running busybox `true` from the same rootfs.
-fn peer_plans<'a>(shared: &'a Shared, q: Question, w: &str, unit: Unit) -> Vec<Plan<'a>> {
-    let mut plans = Vec::new();
-    let missing = |name: &str, reason: String| {
-        Plan::new(
-            q,
-            w,
-            unit,
-            Unavailable {
-                name: name.into(),
-                reason,
-            },
-        )
+fn peer_plans(shared: &Shared) -> Vec<Plan<'_>> {
+    let (q, w, unit) = (Question::Startup, "true", Unit::Us);
+    let Ok(fx) = shared.fixture() else {
+        return ["crun", "runc", "bwrap", "unshare", "podman"]
+            .into_iter()
+            .map(|name| Plan::new(q, w, unit, shared.unavailable(name)))
+            .collect();
     };
-    let Some(fx) = shared.fixture.as_ref() else {
-        for name in ["crun", "runc", "bwrap", "unshare", "podman"] {
-            plans.push(Plan::new(q, w, unit, shared.unavailable(name)));
-        }
-        return plans;
+    let paths = RootfsPaths {
+        bundle: path_str(&fx.bundle()),
+        rootfs: path_str(&fx.rootfs()),
     };
-    let bundle = path_str(&fx.bundle());
-    let rootfs = path_str(&fx.rootfs());
-    for runtime in ["crun", "runc"] {
-        if fixture::which(runtime).is_none() {
-            plans.push(missing(runtime, format!("{runtime} not installed")));
-            continue;
-        }
-        let via = if runtime == "crun" {
-            match shared.crun_via() {
-                Ok(t) => Some(t),
-                Err(e) => {
-                    plans.push(missing(runtime, e.0));
-                    continue;
+    let mut plans: Vec<Plan<'_>> = PEER_CLIS
+        .iter()
+        .map(|peer| match peer_command(shared, peer, paths.clone()) {
+            Ok(env) => {
+                let plan = Plan::new(q, w, unit, env);
+                match peer.note {
+                    Some(note) => plan.note(note),
+                    None => plan,
                 }
             }
-        } else {
-            None
-        };
-        let bundle = bundle.clone();
-        plans.push(Plan::new(
-            q,
-            w,
-            unit,
-            PeerCommand {
-                name: runtime.into(),
-                argv: Box::new(move |i| {
-                    let id = format!("isolab-bench-{}-{i}", std::process::id());
-                    fixture::peers::oci_run(runtime, &bundle, &id)
-                }),
-                via,
-                envs: Vec::new(),
-            },
-        ));
-    }
-    match fixture::which("bwrap") {
-        None => plans.push(missing("bwrap", "bwrap (bubblewrap) not installed".into())),
-        Some(_) => {
-            let rootfs = rootfs.clone();
-            plans.push(Plan::new(
-                q,
-                w,
-                unit,
-                PeerCommand {
-                    name: "bwrap".into(),
-                    argv: Box::new(move |_| fixture::peers::bwrap(&rootfs)),
-                    via: None,
-                    envs: Vec::new(),
-                },
-            ))
-        }
-    }
-    match fixture::which("unshare") {
-        None => plans.push(missing(
-            "unshare",
-            "unshare (util-linux) not installed".into(),
-        )),
-        Some(_) => {
-            let rootfs = rootfs.clone();
-            plans.push(
-                Plan::new(
-                    q,
-                    w,
-                    unit,
-                    PeerCommand {
-                        name: "unshare".into(),
-                        argv: Box::new(move |_| fixture::peers::unshare(&rootfs)),
-                        via: None,
-                        envs: Vec::new(),
-                    },
-                )
-                .note("unshare -fpmuin --root ROOTFS: namespaces + chroot, no cgroup"),
-            )
-        }
-    }
-    plans.push(match fixture::which("podman") {
-        None => missing(
-            "podman",
-            "podman not installed: apt-get install podman".into(),
-        ),
-        Some(_) => match shared.crun_via() {
-            Err(e) => missing("podman", e.0),
-            Ok(via) => Plan::new(
-                q,
-                w,
-                unit,
-                Podman {
-                    rootfs: fx.rootfs(),
-                    tar: fx.scratch().join("rootfs.tar"),
-                    image: format!("isolab-bench-{}", std::process::id()),
-                    via,
-                    imported: false,
-                },
-            )
-            .note(
-                "podman run --rm --network none of the same rootfs (podman import), with \
-                 --cgroup-manager cgroupfs and nofile/nproc ulimits, from the thread that hides \
-                 the cgroup2 mount (podman's crun refuses a hybrid layout otherwise)",
-            ),
-        },
-    });
+            Err(reason) => Plan::not_measured(q, w, unit, peer.name, reason),
+        })
+        .collect();
+    plans.push(podman_plan(shared, fx));
     plans
 }
 
-/// podman, the docker-compatible CLI, running the same rootfs as an imported image.
-///
-/// No registry: `podman import` turns a tar of the bench rootfs into an image (outside the
-/// timing). On a hybrid cgroup host without systemd podman needs `--cgroup-manager cgroupfs`,
-/// explicit `nofile`/`nproc` ulimits (it refuses to copy the host's), and — since it runs
-/// crun — the cgroup2 mount hidden, so it is started from [`HiddenCgroup2Thread`].
-struct Podman<'a> {
-    rootfs: PathBuf,
-    tar: PathBuf,
-    image: String,
-    via: &'a HiddenCgroup2Thread,
-    imported: bool,
+/// `peer` as an environment, or why it cannot run here.
+fn peer_command<'a>(
+    shared: &'a Shared,
+    peer: &'static PeerCli,
+    paths: RootfsPaths,
+) -> Result<PeerCommand<'a>, NotMeasured> {
+    fixture::which(peer.name).ok_or(NotMeasured::ToolMissing {
+        tool: peer.tool,
+        fix: "",
+    })?;
+    let via = match peer.via_crun_thread {
+        true => Some(shared.crun_via()?),
+        false => None,
+    };
+    Ok(PeerCommand {
+        name: peer.name.into(),
+        argv: Box::new(move |i| (peer.argv)(&paths, i)),
+        via,
+        envs: Vec::new(),
+    })
 }
 
-impl Environment for Podman<'_> {
-    fn name(&self) -> String {
-        "podman".into()
-    }
-    fn prepare(&mut self) -> Result<(), NotMeasured> {
-        env::time_command(
-            std::process::Command::new("tar")
-                .arg("-C")
-                .arg(&self.rootfs)
-                .arg("-cf")
-                .arg(&self.tar)
-                .arg("."),
-        )?;
-        let mut argv = os(&["podman", "import"]);
-        argv.push(self.tar.clone().into());
-        argv.push(self.image.clone().into());
-        self.via.run(argv)?;
-        self.imported = true;
-        Ok(())
-    }
-    fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
-        let argv = os(&[
-            "podman",
-            "--cgroup-manager",
-            "cgroupfs",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-            &self.image,
-            "/bin/true",
-        ]);
-        self.via.run(argv).map(|c| Sample::value(c.wall_us))
-    }
-}
-
-impl Drop for Podman<'_> {
-    fn drop(&mut self) {
-        if self.imported {
-            let _ = self.via.run(os(&["podman", "rmi", "--force", &self.image]));
-        }
-        let _ = std::fs::remove_file(&self.tar);
+/// podman on an image imported from the bench rootfs, from the crun thread.
+fn podman_plan<'a>(shared: &'a Shared, fx: &Fixture) -> Plan<'a> {
+    let (q, w, unit) = (Question::Startup, "true", Unit::Us);
+    let via = fixture::which("podman")
+        .ok_or(NotMeasured::ToolMissing {
+            tool: "podman",
+            fix: "apt-get install podman",
+        })
+        .and_then(|_| shared.crun_via());
+    match via {
+        Err(reason) => Plan::not_measured(q, w, unit, "podman", reason),
+        Ok(via) => Plan::new(q, w, unit, Podman::new(fx, via)).note(
+            "podman run --rm --network none of the same rootfs (podman import), with \
+             --cgroup-manager cgroupfs and nofile/nproc ulimits, from the thread that hides \
+             the cgroup2 mount (podman's crun refuses a hybrid layout otherwise)",
+        ),
     }
 }

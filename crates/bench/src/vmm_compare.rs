@@ -46,9 +46,7 @@ impl PvhStub {
         match self.vmm {
             Vmm::Qemu => Ok(pvh::qemu_argv(&self.image, MEMORY_MIB)),
             Vmm::Isolab => {
-                let exe = self.isolab.clone().ok_or_else(|| {
-                    NotMeasured("needs the isolab binary (run it as `isolab bench`)".into())
-                })?;
+                let exe = self.isolab.clone().ok_or(NotMeasured::NeedsIsolabBinary)?;
                 let mut argv = vec![exe.into_os_string()];
                 argv.extend(pvh::isolab_args(&self.image, MEMORY_MIB));
                 Ok(argv)
@@ -73,13 +71,11 @@ impl Environment for PvhStub {
     }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         crate::environment::kvm_usable()?;
-        if self.vmm == Vmm::Qemu && crate::fixture::which("qemu-system-x86_64").is_none() {
-            return Err(NotMeasured(
-                "qemu-system-x86_64 not installed: apt-get install qemu-system-x86".into(),
-            ));
+        if self.vmm == Vmm::Qemu {
+            crate::fixture::require_qemu()?;
         }
         std::fs::write(&self.image, pvh::pvh_elf())
-            .map_err(|e| NotMeasured(format!("writing {}: {e}", self.image.display())))
+            .map_err(NotMeasured::io(format!("writing {}", self.image.display())))
     }
     fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
         let argv = self.argv()?;
@@ -90,11 +86,11 @@ impl Environment for PvhStub {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
-            .map_err(|e| NotMeasured(format!("cannot start {:?}: {e}", argv[0])))?;
+            .map_err(NotMeasured::start(&argv[0]))?;
         let us = t.elapsed().as_secs_f64() * 1e6;
         match status.code() {
             Some(code) if code == self.success() => Ok(Sample::value(us)),
-            _ => Err(NotMeasured(format!(
+            _ => Err(NotMeasured::Misbehaved(format!(
                 "{} did not report the guest's success ({status})",
                 self.name()
             ))),
