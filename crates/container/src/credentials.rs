@@ -24,7 +24,7 @@
 //! refused when the bundle is read, as crun does.
 //!
 //! Everything here that runs in the child makes raw system calls on data prepared before the
-//! clone: no allocation (see `spawn.rs`).
+//! clone: no allocation (see `spawn::child`).
 
 use crate::capabilities::CapSet;
 use nix::errno::Errno;

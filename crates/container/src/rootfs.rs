@@ -137,6 +137,19 @@ pub struct StepFailure {
     pub errno: i32,
 }
 
+/// Why a spec's file system cannot be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("an image rootfs needs overlay directories")]
+    NoOverlayDirs,
+    #[error("the image has no layers")]
+    NoLayers,
+    #[error("mount destination {} must be absolute", .0.display())]
+    RelativeDestination(PathBuf),
+    #[error("{0:?} must be an absolute path inside the container")]
+    RelativePath(String),
+}
+
 fn cstr(path: &Path) -> CString {
     // Paths come from the store or the user and never contain NUL (validated at the edge).
     CString::new(path.as_os_str().as_bytes()).unwrap_or_default()
@@ -178,14 +191,12 @@ impl MountPlan {
         );
     }
 
-    /// Describes a failure for the user, e.g. "mounting proc on /x/rootfs/proc: EPERM".
-    pub fn describe(&self, failure: StepFailure) -> String {
-        let what = self
-            .what
-            .get(failure.index as usize)
+    /// What step `index` does, for the user, e.g. "mounting proc on /x/rootfs/proc".
+    pub fn step_name(&self, index: u32) -> &str {
+        self.what
+            .get(index as usize)
             .map(String::as_str)
-            .unwrap_or("setting up the root filesystem");
-        format!("{what}: {}", Errno::from_raw(failure.errno).desc())
+            .unwrap_or("setting up the root filesystem")
     }
 
     /// Builds the plan for `spec`. `overlay` is required for [`RootfsSource::Layers`].
@@ -194,7 +205,7 @@ impl MountPlan {
         overlay: Option<&OverlayDirs>,
         in_userns: bool,
         new_netns: bool,
-    ) -> Result<MountPlan, String> {
+    ) -> Result<MountPlan, PlanError> {
         let mut plan = MountPlan::default();
         plan.push(Step::MakePrivate, "making the mount tree private".into());
         let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
@@ -202,9 +213,9 @@ impl MountPlan {
         // 1. The root filesystem.
         let root: PathBuf = match &spec.rootfs {
             RootfsSource::Layers(layers) => {
-                let dirs = overlay.ok_or("an image rootfs needs overlay directories")?;
+                let dirs = overlay.ok_or(PlanError::NoOverlayDirs)?;
                 if layers.is_empty() {
-                    return Err("the image has no layers".into());
+                    return Err(PlanError::NoLayers);
                 }
                 if let Some(scratch) = &dirs.in_memory {
                     plan.mount(
@@ -414,12 +425,10 @@ impl MountPlan {
 
         // 3. The user's bind mounts.
         for bind in &spec.mounts {
-            let rel = bind.destination.strip_prefix("/").map_err(|_| {
-                format!(
-                    "mount destination {} must be absolute",
-                    bind.destination.display()
-                )
-            })?;
+            let rel = bind
+                .destination
+                .strip_prefix("/")
+                .map_err(|_| PlanError::RelativeDestination(bind.destination.clone()))?;
             let target = root.join(rel);
             // Create every missing parent, then a dir or file matching the source.
             let mut prefix = root.clone();
@@ -488,11 +497,16 @@ impl MountPlan {
 
     /// Namespaced sysctls first (/proc/sys is still writable), then the masked and read-only
     /// paths of [`crate::hardening`].
-    fn harden(&mut self, spec: &ContainerSpec, root: &Path, in_userns: bool) -> Result<(), String> {
-        let inside = |p: &str| -> Result<PathBuf, String> {
+    fn harden(
+        &mut self,
+        spec: &ContainerSpec,
+        root: &Path,
+        in_userns: bool,
+    ) -> Result<(), PlanError> {
+        let inside = |p: &str| -> Result<PathBuf, PlanError> {
             let rel = Path::new(p)
                 .strip_prefix("/")
-                .map_err(|_| format!("{p:?} must be an absolute path inside the container"))?;
+                .map_err(|_| PlanError::RelativePath(p.to_string()))?;
             Ok(root.join(rel))
         };
         for (key, value) in &spec.sysctl {

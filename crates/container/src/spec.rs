@@ -1,7 +1,7 @@
 //! What to run: the one description every front end produces.
 //!
 //! `isolab container run` flags, an OCI bundle's `config.json` and the benches all build a
-//! [`ContainerSpec`]; the spawn path in `spawn.rs` only ever reads this type. Keeping the input in
+//! [`ContainerSpec`]; the spawn path in `spawn` only ever reads this type. Keeping the input in
 //! one plain struct is what lets the same workload run identically whichever way it was described.
 
 use crate::capabilities::CapSet;

@@ -1,0 +1,366 @@
+//! Step 4, in the child: from the parent's "go" to `execve`.
+//!
+//! The child is a copy of a possibly multi-threaded parent (the test harness, the benches).
+//! Another thread may have held malloc's lock (or any other) at the instant of the clone, and
+//! that thread does not exist in the child, so the lock would never be released. Between clone
+//! and exec the child therefore allocates nothing and takes no locks: it only makes raw system
+//! calls on the [`ChildPlan`] the parent prepared, and reports back with fixed-size
+//! [`ChildMessage`]s built on the stack — the same rule `posix_spawn` and Rust's `Command`
+//! follow.
+
+use super::message::{ChildFailure, ChildMessage, SetupTimes, Stage};
+use super::mono_ns;
+use super::prepare::ExecPlan;
+use crate::rootfs::MountPlan;
+use crate::stdio::{self, ChildStdio};
+use nix::errno::Errno;
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::unistd::{read, write, Gid, Uid};
+use std::ffi::OsStr;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+/// Everything the child reads, borrowed from the parent's stack before the clone.
+pub(super) struct ChildPlan<'a> {
+    /// Open cgroup `tasks`/`cgroup.procs` files the child writes `0` to, first of all.
+    pub cgroup_attach: &'a [OwnedFd],
+    pub mounts: Option<&'a MountPlan>,
+    pub exec: &'a ExecPlan,
+    pub hostname: Option<&'a OsStr>,
+    pub new_cgroupns: bool,
+    pub userns: bool,
+    pub new_netns: bool,
+    pub child_net: Option<&'a crate::network::ChildNet>,
+    pub user: (u32, u32),
+    pub init: bool,
+    pub capabilities: crate::CapSet,
+    pub process_caps: Option<&'a crate::credentials::ProcessCaps>,
+    pub rlimits: &'a [crate::credentials::Rlimit],
+    pub no_new_privileges: bool,
+    pub additional_gids: &'a [Gid],
+    pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
+    pub stdio: &'a ChildStdio,
+    pub old_sigmask: Option<&'a SigSet>,
+    pub sync_r: RawFd,
+    pub sync_w: RawFd,
+    pub status_w: RawFd,
+}
+
+type Step = Result<(), ChildFailure>;
+
+/// Runs in the cloned child. Never returns: it becomes the workload or exits.
+pub(super) fn main(plan: &ChildPlan<'_>) -> ! {
+    let go_ns = mono_ns();
+    let mut times = SetupTimes {
+        go_ns,
+        rootfs_ns: go_ns,
+    };
+    // Only returns when something failed: tell the parent, then exit like a shell would.
+    let failure = match setup_and_exec(plan, &mut times) {
+        Err(failure) => failure,
+        Ok(never) => match never {},
+    };
+    send(plan, ChildMessage::Failed { times, failure });
+    let code = match (failure.stage, Errno::from_raw(failure.errno)) {
+        (Stage::Exec, Errno::ENOENT) => 127,
+        (Stage::Exec, _) => 126,
+        _ => 125,
+    };
+    // SAFETY: _exit ends the process without running the parent's atexit handlers or
+    // destructors, which belong to the parent's copy of the state.
+    unsafe { libc::_exit(code) }
+}
+
+/// The child's setup as named steps, in the order the kernel requires, ending in execve.
+fn setup_and_exec(
+    plan: &ChildPlan<'_>,
+    times: &mut SetupTimes,
+) -> Result<std::convert::Infallible, ChildFailure> {
+    join_cgroup(plan)?;
+    wait_for_go(plan)?;
+    enter_namespaces(plan)?;
+    if let Some(mounts) = plan.mounts {
+        mounts.apply().map_err(|f| ChildFailure {
+            stage: Stage::Rootfs,
+            index: f.index,
+            errno: f.errno,
+        })?;
+    }
+    times.rootfs_ns = mono_ns();
+    set_identity(plan)?;
+    connect_stdio(plan.stdio)?;
+    become_workload_user(plan)?;
+    nix::unistd::chdir(plan.exec.workdir.as_c_str()).map_err(ChildFailure::at(Stage::Workdir))?;
+    ready_for_exec(plan)?;
+    if plan.init {
+        become_init(plan.status_w);
+    }
+    // Tell the parent the exec instant, then exec. If exec fails we send a failure too.
+    send(
+        plan,
+        ChildMessage::Exec {
+            times: *times,
+            exec_ns: mono_ns(),
+        },
+    );
+    exec_candidates(plan.exec)
+}
+
+/// Writes one message into the status pipe. Encoded on the stack: nothing is allocated.
+fn send(plan: &ChildPlan<'_>, message: ChildMessage) {
+    // SAFETY: `status_w` is the open write end of the status pipe, owned by this process.
+    let status = unsafe { BorrowedFd::borrow_raw(plan.status_w) };
+    let _ = write(status, &message.encode());
+}
+
+/// Dies with the parent, and moves into the cgroup before anything else runs or allocates (so
+/// it is all charged there).
+fn join_cgroup(plan: &ChildPlan<'_>) -> Step {
+    // A container must not outlive the isolab that manages it. (If the parent died before
+    // this line, the sync read in `wait_for_go` sees EOF instead.)
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(ChildFailure::at(Stage::Sync))?;
+    // SAFETY: closing our copy of the parent's end of the sync pipe; nothing else uses it here.
+    unsafe { libc::close(plan.sync_w) };
+    for (i, file) in plan.cgroup_attach.iter().enumerate() {
+        write(file, b"0").map_err(|e| ChildFailure {
+            stage: Stage::Cgroup,
+            index: i as u32,
+            errno: e as i32,
+        })?;
+    }
+    Ok(())
+}
+
+/// Waits for the parent to write our maps and plug in our network.
+fn wait_for_go(plan: &ChildPlan<'_>) -> Step {
+    let mut byte = [0u8; 1];
+    // SAFETY: `sync_r` is the open read end of the sync pipe, owned by this process.
+    let sync = unsafe { BorrowedFd::borrow_raw(plan.sync_r) };
+    loop {
+        match read(sync, &mut byte) {
+            Ok(1) => return Ok(()),
+            Ok(_) => return Err(ChildFailure::at(Stage::Sync)(Errno::EPIPE)),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(ChildFailure::at(Stage::Sync)(e)),
+        }
+    }
+}
+
+/// Becomes root of the user namespace and unshares the cgroup namespace.
+fn enter_namespaces(plan: &ChildPlan<'_>) -> Step {
+    if plan.userns {
+        // Our credentials still hold the host's uid 0, which the new namespace does not map;
+        // become the namespace's root (host uid = the mapping base) before touching files.
+        let root_gid = Gid::from_raw(0);
+        let root_uid = Uid::from_raw(0);
+        nix::unistd::setresgid(root_gid, root_gid, root_gid)
+            .map_err(ChildFailure::at(Stage::Ids))?;
+        nix::unistd::setresuid(root_uid, root_uid, root_uid)
+            .map_err(ChildFailure::at(Stage::Ids))?;
+    }
+    if plan.new_cgroupns {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+            .map_err(ChildFailure::at(Stage::CgroupNs))?;
+    }
+    Ok(())
+}
+
+/// Hostname, network interfaces, and the capability bounding set: root inside keeps only the
+/// allowed capabilities (the ceiling for everything it execs).
+fn set_identity(plan: &ChildPlan<'_>) -> Step {
+    if let Some(name) = plan.hostname {
+        nix::unistd::sethostname(name).map_err(ChildFailure::at(Stage::Hostname))?;
+    }
+    if plan.new_netns {
+        match plan.child_net {
+            Some(net) => crate::network::configure_child(net),
+            None => crate::network::loopback_up(),
+        }
+        .map_err(|e| ChildFailure {
+            stage: Stage::Network,
+            index: e.step as u32,
+            errno: e.errno,
+        })?;
+    }
+    plan.capabilities
+        .restrict_bounding_set()
+        .map_err(ChildFailure::at(Stage::Capabilities))
+}
+
+/// stdio: a pty from the container's own devpts, or the prepared fds onto 0/1/2.
+fn connect_stdio(stdio: &ChildStdio) -> Step {
+    if let Some((socket, winsize)) = &stdio.console {
+        stdio::open_console(socket, winsize.as_ref()).map_err(ChildFailure::at(Stage::Stdio))?;
+    }
+    for (target, fd) in stdio.fds.iter().enumerate() {
+        if let Some(fd) = fd {
+            // SAFETY: dup2 onto 0/1/2 replaces our stdio with a valid fd the parent prepared.
+            if unsafe { libc::dup2(fd.as_raw_fd(), target as i32) } < 0 {
+                return Err(ChildFailure::at(Stage::Stdio)(Errno::last()));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// rlimits (while still root), the seccomp filter (while still privileged enough to install
+/// it without no-new-privileges), then groups, uid/gid and the capability sets of the workload.
+fn become_workload_user(plan: &ChildPlan<'_>) -> Step {
+    crate::credentials::apply_rlimits(plan.rlimits).map_err(ChildFailure::at(Stage::Rlimits))?;
+    if !plan.no_new_privileges {
+        // Everything after this line only uses calls the policy allows.
+        if let Some(filter) = plan.seccomp {
+            crate::seccomp::install(filter).map_err(ChildFailure::at(Stage::Seccomp))?;
+        }
+    }
+    let user = ChildFailure::at(Stage::User);
+    let (uid, gid) = plan.user;
+    if (uid, gid) != (0, 0) || !plan.additional_gids.is_empty() {
+        nix::unistd::setgroups(plan.additional_gids).map_err(&user)?;
+    }
+    if uid != 0 && plan.process_caps.is_some() {
+        crate::credentials::keep_caps_across_setuid().map_err(&user)?;
+    }
+    if (uid, gid) != (0, 0) {
+        let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+        nix::unistd::setresgid(gid, gid, gid).map_err(&user)?;
+        nix::unistd::setresuid(uid, uid, uid).map_err(&user)?;
+    }
+    if let Some(caps) = plan.process_caps {
+        crate::credentials::apply_process_caps(caps)
+            .map_err(ChildFailure::at(Stage::Capabilities))?;
+    }
+    Ok(())
+}
+
+/// The last steps before exec: a normal signal state for the workload, every fd from 3 up
+/// closed at exec, and with no-new-privileges the seccomp filter.
+fn ready_for_exec(plan: &ChildPlan<'_>) -> Step {
+    // Rust ignores SIGPIPE and we may have blocked the forwarded signals.
+    // SAFETY: restoring the default disposition of SIGPIPE installs no handler code.
+    unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) }
+        .map_err(ChildFailure::at(Stage::Exec))?;
+    if let Some(mask) = plan.old_sigmask {
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None)
+            .map_err(ChildFailure::at(Stage::Exec))?;
+    }
+    // Everything from fd 3 up closes at exec (our status pipe included: that is the signal).
+    // SAFETY: close_range only changes fd flags; the range is valid.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if plan.no_new_privileges {
+        crate::credentials::set_no_new_privs().map_err(ChildFailure::at(Stage::Seccomp))?;
+        // With the promise made, the filter can go last, after the uid switch.
+        if let Some(filter) = plan.seccomp {
+            crate::seccomp::install(filter).map_err(ChildFailure::at(Stage::Seccomp))?;
+        }
+    }
+    Ok(())
+}
+
+/// The workload PID 1 forwards signals to (set once, before any handler can run).
+static INIT_CHILD: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn forward_signal(sig: libc::c_int) {
+    let child = INIT_CHILD.load(std::sync::atomic::Ordering::Relaxed);
+    if child > 0 {
+        // SAFETY: kill is async-signal-safe; forwarding to our own child.
+        unsafe { libc::kill(child, sig) };
+    }
+}
+
+/// `--init`: this process stays PID 1 and the workload becomes PID 2. The kernel delivers to
+/// a namespace's PID 1 only the signals it has handlers for, so a workload that is PID 1 and
+/// never installed one (`sleep`, most programs) ignores SIGTERM and SIGINT; as PID 2 it gets
+/// them through the handlers installed here. PID 1 also reaps orphaned zombies, and exits with
+/// the workload's status. Returns only in PID 2, which goes on to exec the workload.
+fn become_init(status_w: RawFd) {
+    // A raw clone (fork semantics): glibc's fork would run atfork handlers on locks copied
+    // from a possibly multi-threaded parent.
+    // SAFETY: clone with only SIGCHLD and no stack behaves like fork; both sides continue on
+    // copies of this stack and make raw syscalls only.
+    let pid = unsafe { libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_ulong, 0, 0, 0, 0) };
+    if pid == 0 {
+        return;
+    }
+    if pid < 0 {
+        // SAFETY: ending this process; the parent reads the exit status.
+        unsafe { libc::_exit(125) };
+    }
+    let child = pid as libc::pid_t;
+    INIT_CHILD.store(child, std::sync::atomic::Ordering::Relaxed);
+    // The workload reports its exec through this pipe; ours must not hold it open.
+    // SAFETY: closing our copy of the status pipe's write end.
+    unsafe { libc::close(status_w) };
+    for sig in [
+        libc::SIGTERM,
+        libc::SIGINT,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+        libc::SIGWINCH,
+    ] {
+        // SAFETY: installing an async-signal-safe handler that only calls kill.
+        unsafe { libc::signal(sig, forward_signal as *const () as libc::sighandler_t) };
+    }
+    reap_until_exit(child)
+}
+
+/// PID 1's loop: reap every child (orphans included) until the workload exits, then exit with
+/// its status.
+fn reap_until_exit(workload: libc::pid_t) -> ! {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: waitpid writes the status into the valid local.
+        let reaped = unsafe { libc::waitpid(-1, &mut status, 0) };
+        if reaped == workload {
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                128 + libc::WTERMSIG(status)
+            };
+            // SAFETY: ending PID 1 ends the namespace; the kernel kills what is left.
+            unsafe { libc::_exit(code) };
+        }
+        if reaped < 0 && Errno::last() != Errno::EINTR {
+            // SAFETY: as above; no child is left to wait for.
+            unsafe { libc::_exit(125) };
+        }
+    }
+}
+
+/// Tries each PATH candidate like execvp; returns only if none could be executed.
+fn exec_candidates(exec: &ExecPlan) -> Result<std::convert::Infallible, ChildFailure> {
+    // Built on the stack: a null-terminated array of pointers into the prepared C strings.
+    const MAX_ARGS: usize = 256;
+    let mut argv = [std::ptr::null::<libc::c_char>(); MAX_ARGS + 1];
+    let mut envp = [std::ptr::null::<libc::c_char>(); MAX_ARGS + 1];
+    let exec_failed = ChildFailure::at(Stage::Exec);
+    if exec.argv.len() > MAX_ARGS || exec.envp.len() > MAX_ARGS {
+        return Err(exec_failed(Errno::E2BIG));
+    }
+    for (slot, a) in argv.iter_mut().zip(&exec.argv) {
+        *slot = a.as_ptr();
+    }
+    for (slot, e) in envp.iter_mut().zip(&exec.envp) {
+        *slot = e.as_ptr();
+    }
+    let mut worst = Errno::ENOENT;
+    for path in &exec.candidates {
+        // SAFETY: path, argv and envp point to NUL-terminated strings and null-terminated
+        // arrays that live until execve replaces the process image.
+        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+        let errno = Errno::last();
+        // Like execvp: keep searching past "not here", remember "found but not runnable".
+        if errno != Errno::ENOENT && errno != Errno::ENOTDIR {
+            worst = errno;
+        }
+    }
+    Err(exec_failed(worst))
+}
