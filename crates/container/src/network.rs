@@ -412,10 +412,7 @@ fn sweep_leases(
     config: &BridgeConfig,
     leases_dir: &Path,
 ) -> Result<(BTreeSet<Ipv4Addr>, Vec<Ipv4Addr>), NetworkError> {
-    let leases = ipam::scan(leases_dir).map_err(io_err(format!(
-        "reading leases in {}",
-        leases_dir.display()
-    )))?;
+    let leases = scan_leases(leases_dir)?;
     let mut taken = BTreeSet::new();
     let mut stale = Vec::new();
     for lease in &leases {
@@ -429,12 +426,7 @@ fn sweep_leases(
             }
             taken.insert(lease.address);
         } else {
-            fs::remove_file(&lease.path)
-                .or_else(ignore_not_found)
-                .map_err(io_err(format!(
-                    "removing stale lease {}",
-                    lease.path.display()
-                )))?;
+            remove_lease(&lease.path, "stale lease")?;
             stale.push(lease.address);
         }
     }
@@ -506,6 +498,21 @@ fn build_bridge(nl: &RtNetlink, config: &BridgeConfig) -> Result<(), NetworkErro
         config.subnet.prefix_len(),
         config.bridge
     )))
+}
+
+/// Every lease of one namespace, each saying whether the process that took it is alive.
+fn scan_leases(leases_dir: &Path) -> Result<Vec<ipam::LeaseEntry>, NetworkError> {
+    ipam::scan(leases_dir).map_err(io_err(format!(
+        "reading leases in {}",
+        leases_dir.display()
+    )))
+}
+
+/// Removes one lease file (`what` names it in the error); one already gone is fine.
+fn remove_lease(path: &Path, what: &str) -> Result<(), NetworkError> {
+    fs::remove_file(path)
+        .or_else(ignore_not_found)
+        .map_err(io_err(format!("removing {what} {}", path.display())))
 }
 
 fn ignore_not_found(e: io::Error) -> io::Result<()> {
@@ -596,25 +603,11 @@ impl BridgePlan {
         let result = (|| -> Result<(), NetworkError> {
             let _lock = ipam::NetLock::acquire()
                 .map_err(io_err(format!("locking {}", ipam::lock_path().display())))?;
-            fs::remove_file(&self.lease_path)
-                .or_else(ignore_not_found)
-                .map_err(io_err(format!(
-                    "removing lease {}",
-                    self.lease_path.display()
-                )))?;
-            let leases_dir = self.net_dir.join("leases");
-            let leases = ipam::scan(&leases_dir).map_err(io_err(format!(
-                "reading leases in {}",
-                leases_dir.display()
-            )))?;
+            remove_lease(&self.lease_path, "lease")?;
+            let leases = scan_leases(&self.net_dir.join("leases"))?;
             if leases.iter().all(|l| !l.live) {
                 for lease in &leases {
-                    fs::remove_file(&lease.path)
-                        .or_else(ignore_not_found)
-                        .map_err(io_err(format!(
-                            "removing stale lease {}",
-                            lease.path.display()
-                        )))?;
+                    remove_lease(&lease.path, "stale lease")?;
                 }
                 netns::delete(&self.netns).map_err(io_err(format!(
                     "deleting network namespace {}",

@@ -150,6 +150,23 @@ impl Session {
         self.isolab(&words)
     }
 
+    /// `sh -c SCRIPT` in a default `--rm` container, then in a `--privileged` one: the same
+    /// command under both, so a check can show what the defaults take away.
+    pub fn default_and_privileged(&mut self, script: &str) -> Result<(Step, Step), LabError> {
+        let default = self.isolab(&["container", "run", "--rm", "--", "sh", "-c", script])?;
+        let privileged = self.isolab(&[
+            "container",
+            "run",
+            "--rm",
+            "--privileged",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])?;
+        Ok((default, privileged))
+    }
+
     /// Runs a host program to completion and shows it as a step.
     pub fn host(&mut self, program: &str, args: &[&str]) -> Result<Step, LabError> {
         let mut words = vec![program];

@@ -21,6 +21,8 @@ impl<'a> Converter<'a> {
         Self { dir, path }
     }
 
+    /// A field whose value cannot be applied: the error names the file, the field, the value
+    /// and what to write instead.
     pub(super) fn invalid(
         &self,
         field: impl Into<String>,
@@ -35,6 +37,7 @@ impl<'a> Converter<'a> {
         }
     }
 
+    /// A required field that is absent, with a hint of what to put there.
     pub(super) fn missing(&self, field: &'static str, hint: &'static str) -> OciError {
         OciError::MissingField {
             path: self.path.to_path_buf(),

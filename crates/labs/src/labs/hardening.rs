@@ -1,7 +1,7 @@
 //! Labs 7 and 8: what container root may ask of the shared kernel — capabilities, seccomp,
 //! and the masked / read-only parts of /proc — and what `--privileged` gives back.
 
-use crate::{Lab, LabError, Session};
+use crate::{Lab, LabError, Session, Step};
 
 pub const CAPS_SECCOMP: Lab = Lab {
     number: 7,
@@ -51,17 +51,7 @@ const CAPS: &str = "grep -E '^(CapEff|Seccomp):' /proc/self/status";
 const CAP_SYS_ADMIN: u32 = 21;
 
 fn run_caps(s: &mut Session) -> Result<(), LabError> {
-    let default = s.isolab(&["container", "run", "--rm", "--", "sh", "-c", CAPS])?;
-    let privileged = s.isolab(&[
-        "container",
-        "run",
-        "--rm",
-        "--privileged",
-        "--",
-        "sh",
-        "-c",
-        CAPS,
-    ])?;
+    let (default, privileged) = s.default_and_privileged(CAPS)?;
     let (d_caps, d_mode) = parse_status(&default.stdout);
     let (p_caps, p_mode) = parse_status(&privileged.stdout);
     let admin = |caps: u64| caps & (1 << CAP_SYS_ADMIN) != 0;
@@ -91,27 +81,13 @@ fn run_caps(s: &mut Session) -> Result<(), LabError> {
         ),
         ("unshare-refused", "unshare -U true && echo unshared"),
     ] {
-        let d = s.isolab(&["container", "run", "--rm", "--", "sh", "-c", command])?;
-        let p = s.isolab(&[
-            "container",
-            "run",
-            "--rm",
-            "--privileged",
-            "--",
-            "sh",
-            "-c",
-            command,
-        ])?;
+        let (d, p) = s.default_and_privileged(command)?;
         let d_ok = d.exit_code == Some(0);
         let p_ok = p.exit_code == Some(0);
         s.check(
             check,
             !d_ok && p_ok,
-            format!(
-                "`{command}`: default {}; --privileged {}",
-                outcome(d_ok, &d.stderr),
-                outcome(p_ok, &p.stderr)
-            ),
+            format!("`{command}`: {}", compared(d_ok, &d, p_ok, &p)),
         );
     }
     Ok(())
@@ -156,26 +132,15 @@ fn run_escape(s: &mut Session) -> Result<(), LabError> {
 fn sysctl_write_back(s: &mut Session, file: &str) -> Result<(), LabError> {
     let before = s.cat(file)?.trim().to_string();
     let write_back = format!("v=$(cat {file}) && echo $v > {file} && echo wrote $v back");
-    let d = s.isolab(&["container", "run", "--rm", "--", "sh", "-c", &write_back])?;
-    let p = s.isolab(&[
-        "container",
-        "run",
-        "--rm",
-        "--privileged",
-        "--",
-        "sh",
-        "-c",
-        &write_back,
-    ])?;
+    let (d, p) = s.default_and_privileged(&write_back)?;
     let after = s.cat(file)?.trim().to_string();
     let (d_ok, p_ok) = (d.stdout.contains("wrote"), p.stdout.contains("wrote"));
     s.check(
         "sysctl-write",
         !d_ok && p_ok && before == after,
         format!(
-            "{file}: default {}; --privileged {}; host value {before} before, {after} after",
-            outcome(d_ok, &d.stderr),
-            outcome(p_ok, &p.stderr),
+            "{file}: {}; host value {before} before, {after} after",
+            compared(d_ok, &d, p_ok, &p),
         ),
     );
     Ok(())
@@ -188,17 +153,7 @@ fn masked_file(s: &mut Session, path: &str) -> Result<(), LabError> {
     } else {
         format!("head -c 32 {path} | od -An -c | head -n 2")
     };
-    let d = s.isolab(&["container", "run", "--rm", "--", "sh", "-c", &read])?;
-    let p = s.isolab(&[
-        "container",
-        "run",
-        "--rm",
-        "--privileged",
-        "--",
-        "sh",
-        "-c",
-        &read,
-    ])?;
+    let (d, p) = s.default_and_privileged(&read)?;
     let seen = |out: &str| !out.trim().is_empty();
     let say = |out: &str| {
         if seen(out) {
@@ -235,6 +190,15 @@ fn parse_status(text: &str) -> (u64, Option<u8>) {
         .unwrap_or(0);
     let mode = field("Seccomp:").and_then(|v| v.parse().ok());
     (caps, mode)
+}
+
+/// `default refused (...); --privileged allowed`: one command's fate in both containers.
+fn compared(d_ok: bool, d: &Step, p_ok: bool, p: &Step) -> String {
+    format!(
+        "default {}; --privileged {}",
+        outcome(d_ok, &d.stderr),
+        outcome(p_ok, &p.stderr)
+    )
 }
 
 fn outcome(ok: bool, stderr: &str) -> String {

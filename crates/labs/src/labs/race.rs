@@ -42,34 +42,58 @@ fn run(s: &mut Session) -> Result<(), LabError> {
     s.say(&format!(
         "{ROUNDS} interleaved rounds; each line is one whole process:"
     ));
-    let mut host = Vec::new();
-    let mut container = Vec::new();
-    let mut vm = Vec::new();
-    let mut gvisor = Vec::new();
+    let gvisor = runsc.as_deref().zip(bundle.as_deref());
+    let starts = measure_starts(s, kvm, gvisor)?;
+    check_starts(s, &starts, kvm, runsc.is_some());
+    syscalls(s, kvm)
+}
+
+/// Start-to-exit times in ms of each kind of sandbox, one sample per round.
+#[derive(Default)]
+struct Starts {
+    host: Vec<f64>,
+    container: Vec<f64>,
+    vm: Vec<f64>,
+    gvisor: Vec<f64>,
+}
+
+/// Interleaved rounds: a process, a container, a microVM (with /dev/kvm) and a gVisor sandbox
+/// (with runsc and its bundle) each start and exit once per round, so drift hits all alike.
+fn measure_starts(
+    s: &mut Session,
+    kvm: bool,
+    gvisor: Option<(&str, &Path)>,
+) -> Result<Starts, LabError> {
+    let mut t = Starts::default();
     for round in 0..ROUNDS {
-        host.push(s.host("/bin/true", &[])?.duration_ms);
-        container.push(
+        t.host.push(s.host("/bin/true", &[])?.duration_ms);
+        t.container.push(
             s.isolab(&["container", "run", "--rm", "--", "true"])?
                 .duration_ms,
         );
         if kvm {
-            vm.push(
+            t.vm.push(
                 s.isolab(&["vm", "run", "--guest", "stub:true"])?
                     .duration_ms,
             );
         }
-        if let (Some(runsc), Some(bundle)) = (&runsc, &bundle) {
+        if let Some((runsc, bundle)) = gvisor {
             let args = runsc_args(s, bundle, &format!("lab14-{round}"));
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            gvisor.push(s.host(runsc, &args)?.duration_ms);
+            t.gvisor.push(s.host(runsc, &args)?.duration_ms);
         }
     }
-    let h = median(&host);
+    Ok(t)
+}
+
+/// The medians side by side, then one check per claim about them.
+fn check_starts(s: &mut Session, t: &Starts, kvm: bool, have_runsc: bool) {
+    let h = median(&t.host);
     let mut table = vec![format!("process {h:.2} ms")];
     for (name, samples) in [
-        ("container", &container),
-        ("microVM", &vm),
-        ("gVisor", &gvisor),
+        ("container", &t.container),
+        ("microVM", &t.vm),
+        ("gVisor", &t.gvisor),
     ] {
         if !samples.is_empty() {
             let m = median(samples);
@@ -77,14 +101,14 @@ fn run(s: &mut Session) -> Result<(), LabError> {
         }
     }
     s.say(&format!("medians: {}", table.join(", ")));
-    let c = median(&container);
+    let c = median(&t.container);
     s.check(
         "container-costs-more-than-a-process",
         c > h,
         format!("container {c:.1} ms vs process {h:.2} ms ({:.0}x)", c / h),
     );
     if kvm {
-        let v = median(&vm);
+        let v = median(&t.vm);
         s.check(
             "microvm-starts-in-milliseconds",
             v < 1000.0,
@@ -96,13 +120,13 @@ fn run(s: &mut Session) -> Result<(), LabError> {
             "this host has no /dev/kvm",
         );
     }
-    if runsc.is_none() {
+    if !have_runsc {
         s.skip(
             "gvisor-start",
             "runsc (gVisor) is not installed here (Debian package runsc)",
         );
     } else {
-        let g = median(&gvisor);
+        let g = median(&t.gvisor);
         s.check(
             "gvisor-start",
             g > c,
@@ -112,7 +136,6 @@ fn run(s: &mut Session) -> Result<(), LabError> {
             ),
         );
     }
-    syscalls(s, kvm)
 }
 
 fn syscalls(s: &mut Session, kvm: bool) -> Result<(), LabError> {

@@ -24,67 +24,95 @@ sees the container's processes run as uid 100000.",
     run,
 };
 
+const WRITE: &str = "id; echo 'written by container root' >> /host-file && echo write succeeded";
+
 fn run(s: &mut Session) -> Result<(), LabError> {
     let file = s.dir().join("host-owned-file");
     std::fs::write(&file, "owned by host root, mode 0644\n").map_err(LabError::prepare(&file))?;
     let file_arg = path_str(&file);
     s.host("ls", &["-ln", &file_arg])?;
     let volume = format!("{file_arg}:/host-file");
-    let write = "id; echo 'written by container root' >> /host-file && echo write succeeded";
+    let after_plain = write_as_host_root(s, &file_arg, &volume)?;
+    let map_line = write_as_mapped_root(s, &file_arg, &volume, &after_plain)?;
+    s.say("Seen from the host, whose is the container's PID 1?");
+    let host_uid = pid1_host_uid(s)?;
+    let first_host_uid = map_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("?")
+        .to_string();
+    s.check(
+        "root-inside-is-unprivileged-outside",
+        host_uid.as_deref() == Some(first_host_uid.as_str()) && first_host_uid != "0",
+        format!(
+            "uid_map {:?}; the host sees the container's PID 1 as uid {}",
+            map_line.trim(),
+            host_uid.as_deref().unwrap_or("?")
+        ),
+    );
+    Ok(())
+}
 
+/// Without a user namespace container root appends to the host file; returns its new text.
+fn write_as_host_root(s: &mut Session, file: &str, volume: &str) -> Result<String, LabError> {
     let plain = s.isolab(&[
         "container",
         "run",
         "--rm",
         "-v",
-        &volume,
+        volume,
         "--",
         "sh",
         "-c",
-        write,
+        WRITE,
     ])?;
-    let after_plain = s.cat(&file_arg)?;
+    let after = s.cat(file)?;
     s.check(
         "root-writes-host-file",
-        plain.stdout.contains("write succeeded")
-            && after_plain.contains("written by container root"),
+        plain.stdout.contains("write succeeded") && after.contains("written by container root"),
         "without a user namespace, container root appended to the host's root-owned file",
     );
+    Ok(after)
+}
 
-    let mapped = format!("cat /proc/self/uid_map; {write}");
+/// With `--userns` the same write is refused and the file stays as `before`; returns the
+/// container's first `uid_map` line.
+fn write_as_mapped_root(
+    s: &mut Session,
+    file: &str,
+    volume: &str,
+    before: &str,
+) -> Result<String, LabError> {
+    let mapped = format!("cat /proc/self/uid_map; {WRITE}");
     let ns = s.isolab(&[
         "container",
         "run",
         "--rm",
         "--userns",
         "-v",
-        &volume,
+        volume,
         "--",
         "sh",
         "-c",
         &mapped,
     ])?;
-    let after_ns = s.cat(&file_arg)?;
-    let refused = !ns.stdout.contains("write succeeded") && after_ns == after_plain;
+    let after = s.cat(file)?;
+    let unchanged = after == before;
     s.check(
         "userns-root-refused",
-        refused,
+        !ns.stdout.contains("write succeeded") && unchanged,
         format!(
             "with --userns: {}; the file is {}",
             ns.stderr.lines().last().unwrap_or("no error").trim(),
-            if after_ns == after_plain {
-                "unchanged"
-            } else {
-                "CHANGED"
-            }
+            if unchanged { "unchanged" } else { "CHANGED" }
         ),
     );
-    let map_line = ns
-        .stdout
-        .lines()
-        .find(|l| l.trim().starts_with('0'))
-        .unwrap_or("");
-    s.say("Seen from the host, whose is the container's PID 1?");
+    let map_line = ns.stdout.lines().find(|l| l.trim().starts_with('0'));
+    Ok(map_line.unwrap_or("").to_string())
+}
+
+/// Starts a `--userns` container that waits, and reads the uid its PID 1 has on the host.
+fn pid1_host_uid(s: &mut Session) -> Result<Option<String>, LabError> {
     let shared = s.shared_volume();
     let bg = s.isolab_background(&[
         "container",
@@ -103,8 +131,7 @@ fn run(s: &mut Session) -> Result<(), LabError> {
     let ready = s.shared().join("ready");
     s.wait_until(Duration::from_secs(20), || ready.exists())?;
     let ls = s.isolab(&["container", "ls", "--json"])?;
-    let pid = container_pid(&ls.stdout, "lab6-userns");
-    let host_uid = match pid {
+    let host_uid = match container_pid(&ls.stdout, "lab6-userns") {
         Some(pid) => {
             let status = s.host("grep", &["Uid:", &format!("/proc/{pid}/status")])?;
             status.stdout.split_whitespace().nth(1).map(str::to_string)
@@ -113,21 +140,7 @@ fn run(s: &mut Session) -> Result<(), LabError> {
     };
     std::fs::write(s.shared().join("stop"), b"").map_err(LabError::prepare(s.shared()))?;
     s.wait_background(bg)?;
-    let first_host_uid = map_line
-        .split_whitespace()
-        .nth(1)
-        .unwrap_or("?")
-        .to_string();
-    s.check(
-        "root-inside-is-unprivileged-outside",
-        host_uid.as_deref() == Some(first_host_uid.as_str()) && first_host_uid != "0",
-        format!(
-            "uid_map {:?}; the host sees the container's PID 1 as uid {}",
-            map_line.trim(),
-            host_uid.as_deref().unwrap_or("?")
-        ),
-    );
-    Ok(())
+    Ok(host_uid)
 }
 
 /// The host PID of a running container's PID 1, from `container ls --json`.
