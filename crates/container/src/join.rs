@@ -139,7 +139,9 @@ impl Namespaces {
             let ours = format!("/proc/self/ns/{}", ns.proc_name());
             let same = match (nix::sys::stat::stat(&*theirs), nix::sys::stat::stat(&*ours)) {
                 (Ok(a), Ok(b)) => (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino),
-                (Err(Errno::ENOENT), _) if !std::path::Path::new(&format!("/proc/{pid}")).exists() => {
+                (Err(Errno::ENOENT), _)
+                    if !std::path::Path::new(&format!("/proc/{pid}")).exists() =>
+                {
                     return Err(JoinError::ProcessGone { pid })
                 }
                 // A kernel without this namespace type: nothing to join.
@@ -369,7 +371,12 @@ fn read_report(r: &OwnedFd, process: &JoinProcess) -> Result<Joined, JoinError> 
             Ok(0) => break,
             Ok(n) => len += n,
             Err(Errno::EINTR) => continue,
-            Err(source) => return Err(JoinError::Sys { what: "read", source }),
+            Err(source) => {
+                return Err(JoinError::Sys {
+                    what: "read",
+                    source,
+                })
+            }
         }
         if len == buf.len() {
             break;
@@ -482,10 +489,7 @@ fn become_process(p: &Prepared, process: &JoinProcess, stdio: &JoinStdio) -> (Jo
 
 fn credentials(p: &Prepared, process: &JoinProcess) -> Result<(), (JoinStage, Errno)> {
     let creds = |e| (JoinStage::Credentials, e);
-    process
-        .bounding
-        .restrict_bounding_set()
-        .map_err(creds)?;
+    process.bounding.restrict_bounding_set().map_err(creds)?;
     crate::credentials::apply_rlimits(&process.rlimits).map_err(creds)?;
     if process.no_new_privileges {
         crate::credentials::set_no_new_privs().map_err(creds)?;
@@ -498,7 +502,10 @@ fn credentials(p: &Prepared, process: &JoinProcess) -> Result<(), (JoinStage, Er
     if uid != 0 {
         crate::credentials::keep_caps_across_setuid().map_err(creds)?;
     }
-    let (u, g) = (nix::unistd::Uid::from_raw(uid), nix::unistd::Gid::from_raw(gid));
+    let (u, g) = (
+        nix::unistd::Uid::from_raw(uid),
+        nix::unistd::Gid::from_raw(gid),
+    );
     nix::unistd::setresgid(g, g, g).map_err(creds)?;
     nix::unistd::setresuid(u, u, u).map_err(creds)?;
     if let Some(caps) = &process.caps {
@@ -557,15 +564,38 @@ mod tests {
         let enoent = (libc::ENOENT).to_ne_bytes();
         let err = roundtrip(&[
             &[b'P', pid[0], pid[1], pid[2], pid[3]],
-            &[b'E', JoinStage::Exec as u8, enoent[0], enoent[1], enoent[2], enoent[3]],
+            &[
+                b'E',
+                JoinStage::Exec as u8,
+                enoent[0],
+                enoent[1],
+                enoent[2],
+                enoent[3],
+            ],
         ])
         .unwrap_err();
         assert!(matches!(err, JoinError::CommandNotFound { .. }), "{err}");
         assert_eq!(err.exit_code(), 127);
         let eperm = (libc::EPERM).to_ne_bytes();
-        let err = roundtrip(&[&[b'E', JoinStage::Namespaces as u8, eperm[0], eperm[1], eperm[2], eperm[3]]])
-            .unwrap_err();
-        assert!(matches!(err, JoinError::Stage { stage: JoinStage::Namespaces, .. }), "{err}");
+        let err = roundtrip(&[&[
+            b'E',
+            JoinStage::Namespaces as u8,
+            eperm[0],
+            eperm[1],
+            eperm[2],
+            eperm[3],
+        ]])
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JoinError::Stage {
+                    stage: JoinStage::Namespaces,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(roundtrip(&[]).is_err(), "an empty report is a failure");
     }
 }

@@ -252,8 +252,7 @@ mod tests {
     use super::*;
 
     fn parse(args: &[&str]) -> Cli {
-        Cli::try_parse_from(std::iter::once("isolab-runtime").chain(args.iter().copied()))
-            .unwrap()
+        Cli::try_parse_from(std::iter::once("isolab-runtime").chain(args.iter().copied())).unwrap()
     }
 
     #[test]
@@ -274,7 +273,9 @@ mod tests {
         ]);
         assert_eq!(cli.root, PathBuf::from("/run/x"));
         assert_eq!(cli.log_format, LogFormat::Json);
-        assert!(matches!(cli.command, Some(Command::Create(a)) if a.id == "id1" && a.bundle == PathBuf::from("/b")));
+        assert!(
+            matches!(cli.command, Some(Command::Create(a)) if a.id == "id1" && a.bundle == std::path::Path::new("/b"))
+        );
         let cli = parse(&[
             "exec",
             "--pid-file",
@@ -287,12 +288,19 @@ mod tests {
             "/s",
             "id1",
         ]);
-        assert!(matches!(cli.command, Some(Command::Exec(a)) if a.detach && a.tty && a.process.is_some()));
+        assert!(
+            matches!(cli.command, Some(Command::Exec(a)) if a.detach && a.tty && a.process.is_some())
+        );
         let cli = parse(&["kill", "id1", "9"]);
         assert!(matches!(cli.command, Some(Command::Kill { signal, .. }) if signal == "9"));
         let cli = parse(&["exec", "id1", "sh", "-c", "echo hi"]);
-        assert!(matches!(cli.command, Some(Command::Exec(a)) if a.command == ["sh", "-c", "echo hi"]));
+        assert!(
+            matches!(cli.command, Some(Command::Exec(a)) if a.command == ["sh", "-c", "echo hi"])
+        );
         let cli = parse(&["delete", "--force", "id1"]);
-        assert!(matches!(cli.command, Some(Command::Delete { force: true, .. })));
+        assert!(matches!(
+            cli.command,
+            Some(Command::Delete { force: true, .. })
+        ));
     }
 }

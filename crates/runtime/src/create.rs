@@ -154,8 +154,7 @@ fn initial_state(
 /// Reads what the runtime itself needs from config.json and checks its `ociVersion`.
 fn read_runtime_config(bundle: &Path) -> Result<RuntimeConfig, RuntimeError> {
     let path = bundle.join("config.json");
-    let text =
-        std::fs::read_to_string(&path).map_err(|e| RuntimeError::io("reading", &path, e))?;
+    let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::io("reading", &path, e))?;
     let spec: Spec = serde_json::from_str(&text).map_err(|source| {
         RuntimeError::Bundle(oci::OciError::InvalidJson {
             path: path.clone(),
@@ -217,7 +216,11 @@ fn run_create_hooks(state: &State, pid: i32) -> Result<(), RuntimeError> {
     let doc = serde_json::to_vec(&st.spec_state(Status::Creating)).expect("state serializes");
     crate::hooks::run_all("prestart", hooks.prestart().as_ref(), &doc, None)?;
     crate::hooks::run_all("createRuntime", hooks.create_runtime().as_ref(), &doc, None)?;
-    if hooks.create_container().as_ref().is_some_and(|h| !h.is_empty()) {
+    if hooks
+        .create_container()
+        .as_ref()
+        .is_some_and(|h| !h.is_empty())
+    {
         let ns = Namespaces::of_process(pid)?;
         crate::hooks::run_all(
             "createContainer",

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RuntimeError {
-    #[error("container {0:?} does not exist (`isolab-runtime list` shows the ones under this --root)")]
+    #[error(
+        "container {0:?} does not exist (`isolab-runtime list` shows the ones under this --root)"
+    )]
     NotFound(String),
     #[error("container with id {0:?} already exists: pick another id or `isolab-runtime delete --force {0}` first")]
     AlreadyExists(String),
@@ -43,7 +45,9 @@ pub enum RuntimeError {
     Join(#[from] isolab_container::join::JoinError),
     #[error(transparent)]
     Cgroup(#[from] isolab_cgroups::CgroupError),
-    #[error("unknown signal {0:?}: give a name (TERM, SIGKILL, HUP, ...) or a number from 1 to 64")]
+    #[error(
+        "unknown signal {0:?}: give a name (TERM, SIGKILL, HUP, ...) or a number from 1 to 64"
+    )]
     UnknownSignal(String),
     #[error("sending {signal} to container {id}: {source}")]
     Signal {

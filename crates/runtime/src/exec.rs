@@ -85,7 +85,10 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<(), RuntimeError> 
         .map_err(|e| RuntimeError::io("writing the pid file", path, e))
 }
 
-fn seccomp_for(bounding: CapSet, enabled: bool) -> Result<Option<&'static isolab_container::seccomp::SeccompProgram>, RuntimeError> {
+fn seccomp_for(
+    bounding: CapSet,
+    enabled: bool,
+) -> Result<Option<&'static isolab_container::seccomp::SeccompProgram>, RuntimeError> {
     if !enabled {
         return Ok(None);
     }
@@ -110,7 +113,10 @@ fn from_args(args: &ExecArgs, st: &crate::state::State) -> Result<JoinProcess, R
         .adjust(&args.cap, &[])
         .map_err(|e| RuntimeError::Usage(format!("--cap {}: unknown capability", e.0)))?;
     let caps = CapSet(bounding.0 | extra.0);
-    let mut env = vec![format!("PATH={}", isolab_container::exec_path::DEFAULT_PATH)];
+    let mut env = vec![format!(
+        "PATH={}",
+        isolab_container::exec_path::DEFAULT_PATH
+    )];
     env.extend(args.env.iter().cloned());
     Ok(JoinProcess {
         args: args.command.clone(),

@@ -7,9 +7,28 @@ use serde_json::json;
 
 /// Mount options isolab's mount code understands in config.json.
 const MOUNT_OPTIONS: [&str; 22] = [
-    "bind", "rbind", "ro", "rw", "nosuid", "suid", "nodev", "dev", "noexec", "exec", "private",
-    "rprivate", "slave", "rslave", "shared", "rshared", "relatime", "norelatime", "strictatime",
-    "noatime", "nodiratime", "tmpcopyup",
+    "bind",
+    "rbind",
+    "ro",
+    "rw",
+    "nosuid",
+    "suid",
+    "nodev",
+    "dev",
+    "noexec",
+    "exec",
+    "private",
+    "rprivate",
+    "slave",
+    "rslave",
+    "shared",
+    "rshared",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "noatime",
+    "nodiratime",
+    "tmpcopyup",
 ];
 
 /// The document, built from the engine's own tables where it has them.

@@ -125,8 +125,13 @@ mod tests {
     #[test]
     fn failures_and_timeouts_name_the_hook() {
         let h = hook(r#"{"path": "/bin/false"}"#);
-        let err = run("createRuntime", &h, b"{}", None).unwrap_err().to_string();
-        assert!(err.contains("createRuntime hook /bin/false failed"), "{err}");
+        let err = run("createRuntime", &h, b"{}", None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("createRuntime hook /bin/false failed"),
+            "{err}"
+        );
         let h = hook(r#"{"path": "/bin/sleep", "args": ["sleep", "5"], "timeout": 1}"#);
         let t = Instant::now();
         let err = run("prestart", &h, b"{}", None).unwrap_err().to_string();

@@ -40,8 +40,8 @@ impl Log {
     fn format_line(&self, level: &str, msg: &str, time: &str) -> String {
         match self.format {
             LogFormat::Json => {
-                let mut v = serde_json::json!({ "level": level, "msg": msg, "time": time })
-                    .to_string();
+                let mut v =
+                    serde_json::json!({ "level": level, "msg": msg, "time": time }).to_string();
                 v.push('\n');
                 v
             }

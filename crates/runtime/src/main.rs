@@ -2,5 +2,7 @@
 //! documentation). `podman --runtime /path/to/isolab-runtime` drives it.
 
 fn main() -> std::process::ExitCode {
-    std::process::ExitCode::from(isolab_runtime::main_with_args(std::env::args_os().collect()))
+    std::process::ExitCode::from(isolab_runtime::main_with_args(
+        std::env::args_os().collect(),
+    ))
 }

@@ -167,7 +167,10 @@ pub fn list(root: &Root, format: Format, quiet: bool) -> Result<(), RuntimeError
     match format {
         Format::Json => {
             let docs: Vec<_> = states.iter().map(|(st, s)| st.spec_state(*s)).collect();
-            println!("{}", serde_json::to_string(&docs).expect("state serializes"));
+            println!(
+                "{}",
+                serde_json::to_string(&docs).expect("state serializes")
+            );
         }
         Format::Table => {
             println!(
@@ -221,10 +224,17 @@ pub fn ps(root: &Root, id: &str, format: Format, ps_args: &[String]) -> Result<(
     let pid_col = header
         .split_whitespace()
         .position(|h| h == "PID")
-        .ok_or_else(|| RuntimeError::Usage("ps output has no PID column: pass -ef or another format with PID".into()))?;
+        .ok_or_else(|| {
+            RuntimeError::Usage(
+                "ps output has no PID column: pass -ef or another format with PID".into(),
+            )
+        })?;
     println!("{header}");
     for line in lines {
-        let pid = line.split_whitespace().nth(pid_col).and_then(|p| p.parse().ok());
+        let pid = line
+            .split_whitespace()
+            .nth(pid_col)
+            .and_then(|p| p.parse().ok());
         if pid.is_some_and(|p| pids.contains(&p)) {
             println!("{line}");
         }
@@ -249,9 +259,11 @@ pub fn pause(root: &Root, id: &str, freeze: bool) -> Result<(), RuntimeError> {
             needed,
         });
     }
-    let cg = open_cgroup(&st).ok_or_else(|| RuntimeError::Usage(format!(
-        "container {id} has no cgroup, so it cannot be frozen"
-    )))?;
+    let cg = open_cgroup(&st).ok_or_else(|| {
+        RuntimeError::Usage(format!(
+            "container {id} has no cgroup, so it cannot be frozen"
+        ))
+    })?;
     if freeze {
         cg.freeze()?;
     } else {

@@ -362,7 +362,10 @@ mod tests {
         let dir = root.claim("c1").unwrap();
         std::fs::write(dir.join(STATE_FILE), "{not json").unwrap();
         let err = root.load("c1").unwrap_err().to_string();
-        assert!(err.contains("corrupt") && err.contains("delete --force c1"), "{err}");
+        assert!(
+            err.contains("corrupt") && err.contains("delete --force c1"),
+            "{err}"
+        );
         assert!(matches!(root.load("nope"), Err(RuntimeError::NotFound(_))));
     }
 

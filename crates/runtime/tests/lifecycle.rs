@@ -168,10 +168,7 @@ fn create_builds_everything_but_runs_nothing_until_start() {
     assert!(!kill.status.success());
     ok(b.rt(&["delete", "c1"]));
     assert!(!b.root().join("c1").exists(), "state left behind");
-    assert!(
-        !cgroup_dirs_named("c1"),
-        "cgroup left behind after delete"
-    );
+    assert!(!cgroup_dirs_named("c1"), "cgroup left behind after delete");
 }
 
 /// Whether any cgroup hierarchy still has an `isolab/<id>` directory at its root.
@@ -228,11 +225,20 @@ fn exec_joins_the_running_container() {
     ok(b.create("e1"));
     let pid = b.state("e1")["pid"].as_i64().unwrap() as i32;
     ok(b.rt(&["start", "e1"]));
-    let out = ok(b.rt(&["exec", "e1", "sh", "-c", "hostname; echo $$; cat /proc/1/cmdline"]));
+    let out = ok(b.rt(&[
+        "exec",
+        "e1",
+        "sh",
+        "-c",
+        "hostname; echo $$; cat /proc/1/cmdline",
+    ]));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines[0], "oci-test", "{stdout}");
-    assert_ne!(lines[1], "1", "the exec'd shell is not the container's init");
+    assert_ne!(
+        lines[1], "1",
+        "the exec'd shell is not the container's init"
+    );
     assert!(lines[2].starts_with("sleep"), "{stdout}");
     let code = b.rt(&["exec", "e1", "sh", "-c", "exit 3"]);
     assert_eq!(code.status.code(), Some(3), "{}", text(&code));
@@ -258,7 +264,10 @@ fn exec_joins_the_running_container() {
     ]));
     let exec_pid: i32 = std::fs::read_to_string(&pid_file).unwrap().parse().unwrap();
     assert_eq!(reap(exec_pid), 0);
-    assert_eq!(std::fs::read_to_string(b.out().join("exec-id")).unwrap(), "0\n");
+    assert_eq!(
+        std::fs::read_to_string(b.out().join("exec-id")).unwrap(),
+        "0\n"
+    );
     ok(b.rt(&["delete", "--force", "e1"]));
     reap(pid);
 }
@@ -302,7 +311,13 @@ fn hooks_run_in_order_with_the_state_on_stdin() {
     let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
-        ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]
+        [
+            "prestart",
+            "createRuntime",
+            "createContainer",
+            "poststart",
+            "poststop"
+        ]
     );
     for (name, state) in &lines {
         assert_eq!(state["id"], "h1", "{name}: {state}");
@@ -326,7 +341,11 @@ fn a_failing_create_hook_fails_create_and_leaves_nothing() {
     });
     let out = b.create("f1");
     assert!(!out.status.success());
-    assert!(text(&out).contains("createRuntime hook /bin/false failed"), "{}", text(&out));
+    assert!(
+        text(&out).contains("createRuntime hook /bin/false failed"),
+        "{}",
+        text(&out)
+    );
     assert!(!b.root().join("f1").exists());
     assert!(!cgroup_dirs_named("f1"));
 }
@@ -382,7 +401,14 @@ fn bad_input_gets_one_line_errors() {
     // JSON log lines with --log-format json.
     let log = b.tmp.path().join("log.json");
     let out = Command::new(BIN)
-        .args(["--log", log.to_str().unwrap(), "--log-format", "json", "state", "nope"])
+        .args([
+            "--log",
+            log.to_str().unwrap(),
+            "--log-format",
+            "json",
+            "state",
+            "nope",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -390,7 +416,10 @@ fn bad_input_gets_one_line_errors() {
     assert_eq!(line["level"], "error");
     assert!(line["msg"].as_str().unwrap().contains("does not exist"));
     one_line(
-        &Command::new(BIN).args(["--systemd-cgroup", "list"]).output().unwrap(),
+        &Command::new(BIN)
+            .args(["--systemd-cgroup", "list"])
+            .output()
+            .unwrap(),
         "--cgroup-manager cgroupfs",
     );
 }

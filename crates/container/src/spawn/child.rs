@@ -43,6 +43,8 @@ pub(super) struct ChildPlan<'a> {
     pub sync_r: RawFd,
     pub sync_w: RawFd,
     pub status_w: RawFd,
+    /// `create`: an `O_PATH` descriptor of the FIFO to block on before `execve`.
+    pub exec_fifo: Option<RawFd>,
 }
 
 type Step = Result<(), ChildFailure>;
@@ -60,6 +62,12 @@ pub(super) fn main(plan: &ChildPlan<'_>) -> ! {
         Ok(never) => match never {},
     };
     send(plan, ChildMessage::Failed { times, failure });
+    if plan.exec_fifo.is_some() && failure.stage == Stage::Exec {
+        // Created and started: the parent is gone, so say it where the user will look.
+        let msg: &[u8] = b"isolab: the container's command could not be executed\n";
+        // SAFETY: fd 2 is this process's stderr (possibly closed: then write just fails).
+        let _ = write(unsafe { BorrowedFd::borrow_raw(2) }, msg);
+    }
     let code = match (failure.stage, Errno::from_raw(failure.errno)) {
         (Stage::Exec, Errno::ENOENT) => 127,
         (Stage::Exec, _) => 126,
@@ -91,6 +99,9 @@ fn setup_and_exec(
     become_workload_user(plan)?;
     nix::unistd::chdir(plan.exec.workdir.as_c_str()).map_err(ChildFailure::at(Stage::Workdir))?;
     ready_for_exec(plan)?;
+    if let Some(fifo) = plan.exec_fifo {
+        wait_for_start(plan, *times, fifo)?;
+    }
     if plan.init {
         become_init(plan.status_w);
     }
@@ -116,8 +127,11 @@ fn send(plan: &ChildPlan<'_>, message: ChildMessage) {
 /// it is all charged there).
 fn join_cgroup(plan: &ChildPlan<'_>) -> Step {
     // A container must not outlive the isolab that manages it. (If the parent died before
-    // this line, the sync read in `wait_for_go` sees EOF instead.)
-    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(ChildFailure::at(Stage::Sync))?;
+    // this line, the sync read in `wait_for_go` sees EOF instead.) A created one must: its
+    // creator exits right after `create`.
+    if plan.exec_fifo.is_none() {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(ChildFailure::at(Stage::Sync))?;
+    }
     // SAFETY: closing our copy of the parent's end of the sync pipe; nothing else uses it here.
     unsafe { libc::close(plan.sync_w) };
     for (i, file) in plan.cgroup_attach.iter().enumerate() {
@@ -261,6 +275,77 @@ fn ready_for_exec(plan: &ChildPlan<'_>) -> Step {
         }
     }
     Ok(())
+}
+
+/// `create`: checks the command exists (a missing one fails `create`, as with runc), tells the
+/// parent the container is created, and blocks until `start` opens the FIFO's read end.
+///
+/// The FIFO is reopened for writing through `/proc/self/fd/N` — the container's own procfs,
+/// which still shows this process's descriptors — because its path is outside the new root.
+/// An open for writing of a FIFO waits for a reader: that wait *is* the created state. After
+/// the message the status pipe is closed (the parent is about to exit), so a later exec
+/// failure can only be told on stderr.
+fn wait_for_start(plan: &ChildPlan<'_>, times: SetupTimes, fifo: RawFd) -> Step {
+    command_exists(plan.exec)?;
+    send(plan, ChildMessage::Created { times });
+    // SAFETY: closing our status pipe end; nothing writes to it after this.
+    unsafe { libc::close(plan.status_w) };
+    let mut path = [0u8; 32];
+    let prefix = b"/proc/self/fd/";
+    path[..prefix.len()].copy_from_slice(prefix);
+    let digits = format_fd(fifo, &mut path[prefix.len()..]);
+    let path = std::ffi::CStr::from_bytes_until_nul(&path[..prefix.len() + digits + 1])
+        .map_err(|_| ChildFailure::at(Stage::Start)(Errno::EINVAL))?;
+    let writer = loop {
+        match nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
+            Err(Errno::EINTR) => continue,
+            other => break other.map_err(ChildFailure::at(Stage::Start))?,
+        }
+    };
+    write(&writer, b"0").map_err(ChildFailure::at(Stage::Start))?;
+    // Closed now, not at exec: it may hold the status pipe's old descriptor number, which a
+    // failed exec would otherwise report into.
+    drop(writer);
+    Ok(())
+}
+
+/// Writes `fd` in decimal into `out` followed by a NUL; returns the number of digits.
+fn format_fd(fd: RawFd, out: &mut [u8]) -> usize {
+    let mut digits = [0u8; 10];
+    let (mut n, mut len) = (fd.unsigned_abs(), 0);
+    loop {
+        digits[len] = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for i in 0..len {
+        out[i] = digits[len - 1 - i];
+    }
+    out[len] = 0;
+    len
+}
+
+/// Whether one of the command's candidate paths is executable (what `execve` will need).
+fn command_exists(exec: &ExecPlan) -> Step {
+    let mut worst = Errno::ENOENT;
+    for path in &exec.candidates {
+        // SAFETY: faccessat reads the NUL-terminated path; no memory is written.
+        let rc =
+            unsafe { libc::faccessat(libc::AT_FDCWD, path.as_ptr(), libc::X_OK, libc::AT_EACCESS) };
+        match Errno::last() {
+            _ if rc == 0 => return Ok(()),
+            Errno::ENOENT | Errno::ENOTDIR => {}
+            errno => worst = errno,
+        }
+    }
+    Err(ChildFailure::at(Stage::Exec)(worst))
 }
 
 /// The workload PID 1 forwards signals to (set once, before any handler can run).

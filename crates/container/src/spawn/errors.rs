@@ -63,6 +63,11 @@ pub enum SpawnError {
     ChildVanished,
     #[error("setting up the container failed while starting: the child's status message is unreadable ({0})")]
     ChildMessage(#[source] DecodeError),
+    /// The caller's `before_start` hook failed (its message is the caller's).
+    #[error(transparent)]
+    Hook(super::HookError),
+    #[error("a created container (started later) cannot join isolab's bridge network: use a network namespace without a bridge")]
+    CreatedWithBridge,
     #[error("{command:?} was not found in the container (searched {path})")]
     CommandNotFound { command: String, path: String },
     #[error("{command:?} could not be executed in the container: {}", .errno.desc())]

@@ -139,6 +139,13 @@ impl ChildGuard {
         }
     }
 
+    /// Lets the child live on past this guard (a created container): returns its pid; it is
+    /// neither killed nor waited for here.
+    pub fn detach(mut self) -> Pid {
+        self.reaped = true;
+        self.pid
+    }
+
     /// Kills the child, unless it was already reaped, and waits for it.
     pub fn reap(&mut self) {
         if !self.reaped {

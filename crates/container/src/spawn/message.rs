@@ -34,12 +34,14 @@ pub enum Stage {
     Workdir,
     Stdio,
     Seccomp,
+    /// `create`: waiting for `start` on the exec FIFO.
+    Start,
     Exec,
 }
 
 impl Stage {
     /// Every stage, so a number read back from the status pipe maps to one.
-    const ALL: [Stage; 14] = [
+    const ALL: [Stage; 15] = [
         Stage::Sync,
         Stage::Cgroup,
         Stage::CgroupNs,
@@ -53,6 +55,7 @@ impl Stage {
         Stage::Workdir,
         Stage::Stdio,
         Stage::Seccomp,
+        Stage::Start,
         Stage::Exec,
     ];
 
@@ -77,6 +80,7 @@ impl fmt::Display for Stage {
             Stage::Workdir => "entering the working directory",
             Stage::Stdio => "connecting stdin/stdout/stderr",
             Stage::Seccomp => "installing the seccomp filter",
+            Stage::Start => "waiting to be started (the exec FIFO)",
             Stage::Exec => "executing the command",
         })
     }

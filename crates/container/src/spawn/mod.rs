@@ -76,7 +76,17 @@ pub struct RunContext<'a> {
     /// Called with the workload's host PID once it has exec'ed (e.g. to record it in the
     /// container's state so `pause` and `ls` can find it).
     pub on_start: Option<Box<dyn FnOnce(i32) + 'a>>,
+    /// Called with the child's host PID after it is wired up and before it builds its root
+    /// filesystem, while it waits in its new namespaces: where an OCI runtime runs its
+    /// prestart, createRuntime and createContainer hooks. An error aborts the start.
+    pub before_start: Option<BeforeStart<'a>>,
 }
+
+/// A caller's hook failure, passed through [`SpawnError::Hook`] unchanged.
+pub type HookError = Box<dyn std::error::Error + Send + Sync>;
+
+/// [`RunContext::before_start`]: called with the child's host PID.
+pub type BeforeStart<'a> = Box<dyn FnOnce(i32) -> Result<(), HookError> + 'a>;
 
 impl std::fmt::Debug for RunContext<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -88,6 +98,7 @@ impl std::fmt::Debug for RunContext<'_> {
             .field("network", &self.network)
             .field("seccomp", &self.seccomp.is_some())
             .field("on_start", &self.on_start.is_some())
+            .field("before_start", &self.before_start.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -104,6 +115,7 @@ impl<'a> RunContext<'a> {
             network: None,
             seccomp: None,
             on_start: None,
+            before_start: None,
         }
     }
 }
@@ -174,65 +186,23 @@ fn us_between(from_ns: u64, to_ns: u64) -> u64 {
 }
 
 /// Runs `spec` to completion. The heart of isolab's container engine.
-pub fn run(spec: &crate::ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, SpawnError> {
+pub fn run(spec: &crate::ContainerSpec, mut ctx: RunContext<'_>) -> Result<RunOutcome, SpawnError> {
     let t_start = mono_ns();
-    let rootless = prepare::check_privileges(spec, &ctx)?;
-    prepare::validate(spec)?;
-
-    // 1. Prepare.
-    let prepared = prepare::prepare(spec, &ctx, rootless)?;
-    let (mut parent_stdio, child_stdio) =
-        stdio::prepare(&ctx.stdio).map_err(|e| SpawnError::io("setting up stdio", e))?;
-    let pipes = Pipes::new()?;
-    let network = ctx.network;
-    let signals = if ctx.forward_signals {
-        Some(SignalForwarding::block()?)
-    } else {
-        None
-    };
-    let entry = CgroupEntry::open(prepared.cgroup.as_ref())?;
-    let plan = prepared.child_plan(
-        spec,
-        &entry,
-        &child_stdio,
-        &pipes,
-        signals.as_ref().map(|s| &s.old_mask),
-        network.as_ref().map(|n| n.child()),
-    );
-
-    // 2. clone3: in the child, `child::main` runs and never returns.
-    let t_clone = mono_ns();
-    let mut child = clone_child(spec, &entry, &plan)?;
-    let clone_ns = mono_ns() - t_clone;
-    // The child's ends are the child's now: with ours closed, the status pipe reads EOF
-    // exactly when the child has exec'ed (or died).
-    let Pipes {
-        sync_r,
-        sync_w,
-        status_r,
-        status_w,
-    } = pipes;
-    drop((child_stdio, entry, sync_r, status_w));
-
-    // 3. Wire up from outside, then 4. let the child go.
-    let network_ns = parent::wire_up(spec, child.pid, rootless, network.as_ref())?;
-    parent::release(sync_w, &mut parent_stdio)?;
-
-    // 5. Exec is the start event.
-    let report = parent::read_report(&status_r)?;
-    let t_exec_seen = mono_ns();
-    if let Some(failure) = report.failure {
-        child.reap();
-        let mounts = prepared.mounts.as_ref();
-        return Err(SpawnError::from_child(
-            failure,
-            mounts,
-            &prepared.exec,
-            spec,
-        ));
-    }
-    let exec_ns = report.exec_ns.unwrap_or(t_exec_seen);
-    if let Some(hook) = ctx.on_start {
+    let on_start = ctx.on_start.take();
+    // 1. to 5.: prepare, clone, wire up, go; the child's report says it exec'ed.
+    let Launched {
+        prepared,
+        mut child,
+        mut parent_stdio,
+        signals,
+        network,
+        report,
+        clone_ns,
+        network_ns,
+        reported_ns,
+    } = launch(spec, &mut ctx, None)?;
+    let exec_ns = report.exec_ns.unwrap_or(reported_ns);
+    if let Some(hook) = on_start {
         hook(child.pid.as_raw());
     }
 
@@ -261,6 +231,139 @@ pub fn run(spec: &crate::ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcom
             cleanup_us: us_between(t_cleanup, t_end),
             total_us: us_between(t_start, t_end),
         },
+    })
+}
+
+/// A container built and left one step before `execve`: the OCI runtime's *created* state.
+#[derive(Debug, Clone, Copy)]
+pub struct Created {
+    /// Its first process, in the caller's pid namespace. Still the caller's child; once the
+    /// caller exits it is re-parented to the nearest child subreaper (podman's conmon).
+    pub pid: i32,
+}
+
+/// Builds `spec` like [`run`] does — cgroup, namespaces, root filesystem, credentials,
+/// seccomp — but the child stops before `execve`, blocked opening the FIFO behind
+/// `exec_fifo` (an `O_PATH` descriptor) for writing, and this returns. Whoever opens the
+/// FIFO for reading later (`isolab-runtime start`) lets it exec.
+///
+/// Nothing is torn down here: the cgroup stays, the child is not killed when the caller exits
+/// (no parent-death signal), and its exit is for the caller's subreaper to collect. The command
+/// is looked up before the child reports, so a missing one still fails here, as with runc.
+pub fn create(
+    spec: &crate::ContainerSpec,
+    mut ctx: RunContext<'_>,
+    exec_fifo: std::os::fd::OwnedFd,
+) -> Result<Created, SpawnError> {
+    if ctx.network.is_some() {
+        return Err(SpawnError::CreatedWithBridge);
+    }
+    let launched = launch(spec, &mut ctx, Some(exec_fifo.as_raw_fd()))?;
+    let Launched {
+        mut prepared,
+        child,
+        ..
+    } = launched;
+    if let Some(cg) = prepared.cgroup.as_mut() {
+        cg.set_destroy_on_drop(false);
+    }
+    drop(exec_fifo);
+    Ok(Created {
+        pid: child.detach().as_raw(),
+    })
+}
+
+/// What steps 1 to 5 leave for the caller.
+struct Launched<'a> {
+    prepared: prepare::Prepared<'a>,
+    child: ChildGuard,
+    parent_stdio: stdio::ParentStdio,
+    signals: Option<SignalForwarding>,
+    network: Option<crate::network::BridgePlan>,
+    report: parent::Report,
+    clone_ns: u64,
+    network_ns: u64,
+    /// When the child's report was read (the exec instant if the child sent none).
+    reported_ns: u64,
+}
+
+/// Steps 1 to 5: prepare, clone, wire up, let the child go, read its report. With
+/// `exec_fifo` the child stops before `execve` (see [`create`]).
+fn launch<'a>(
+    spec: &crate::ContainerSpec,
+    ctx: &mut RunContext<'a>,
+    exec_fifo: Option<std::os::fd::RawFd>,
+) -> Result<Launched<'a>, SpawnError> {
+    let rootless = prepare::check_privileges(spec, ctx)?;
+    prepare::validate(spec)?;
+
+    // 1. Prepare.
+    let prepared = prepare::prepare(spec, ctx, rootless)?;
+    let (mut parent_stdio, child_stdio) =
+        stdio::prepare(&ctx.stdio).map_err(|e| SpawnError::io("setting up stdio", e))?;
+    let pipes = Pipes::new()?;
+    let network = ctx.network.take();
+    let signals = if ctx.forward_signals {
+        Some(SignalForwarding::block()?)
+    } else {
+        None
+    };
+    let entry = CgroupEntry::open(prepared.cgroup.as_ref())?;
+    let mut plan = prepared.child_plan(
+        spec,
+        &entry,
+        &child_stdio,
+        &pipes,
+        signals.as_ref().map(|s| &s.old_mask),
+        network.as_ref().map(|n| n.child()),
+    );
+    plan.exec_fifo = exec_fifo;
+
+    // 2. clone3: in the child, `child::main` runs and never returns.
+    let t_clone = mono_ns();
+    let mut child = clone_child(spec, &entry, &plan)?;
+    let clone_ns = mono_ns() - t_clone;
+    // The child's ends are the child's now: with ours closed, the status pipe reads EOF
+    // exactly when the child has exec'ed (or died, or reported itself created).
+    let Pipes {
+        sync_r,
+        sync_w,
+        status_r,
+        status_w,
+    } = pipes;
+    drop((child_stdio, entry, sync_r, status_w));
+
+    // 3. Wire up from outside (and run the caller's hooks while the child waits), then
+    // 4. let the child go.
+    let network_ns = parent::wire_up(spec, child.pid, rootless, network.as_ref())?;
+    if let Some(hook) = ctx.before_start.take() {
+        hook(child.pid.as_raw()).map_err(SpawnError::Hook)?;
+    }
+    parent::release(sync_w, &mut parent_stdio)?;
+
+    // 5. Exec (or, for `create`, "ready") is the start event.
+    let report = parent::read_report(&status_r)?;
+    let reported_ns = mono_ns();
+    if let Some(failure) = report.failure {
+        child.reap();
+        let mounts = prepared.mounts.as_ref();
+        return Err(SpawnError::from_child(
+            failure,
+            mounts,
+            &prepared.exec,
+            spec,
+        ));
+    }
+    Ok(Launched {
+        prepared,
+        child,
+        parent_stdio,
+        signals,
+        network,
+        report,
+        clone_ns,
+        network_ns,
+        reported_ns,
     })
 }
 

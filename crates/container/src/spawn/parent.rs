@@ -81,6 +81,8 @@ pub(super) struct Report {
     pub exec_ns: Option<u64>,
     /// Why the child gave up, if it did (an exec that failed after the exec message included).
     pub failure: Option<ChildFailure>,
+    /// The child is set up and waits to be started (`create`).
+    pub created: bool,
 }
 
 /// Step 5: reads the child's messages until the pipe closes (exec succeeded, or the child died).
@@ -102,15 +104,18 @@ pub(super) fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
                 report.times = times;
                 report.exec_ns = Some(exec_ns);
             }
-            // Only a child told to stop before exec sends this; `run` never tells it to.
-            ChildMessage::Created { times } => report.times = times,
+            // Only a child told to stop before exec sends this (`create`).
+            ChildMessage::Created { times } => {
+                report.times = times;
+                report.created = true;
+            }
             ChildMessage::Failed { times, failure } => {
                 report.times = times;
                 report.failure = Some(failure);
             }
         }
     }
-    if report.exec_ns.is_none() && report.failure.is_none() {
+    if report.exec_ns.is_none() && report.failure.is_none() && !report.created {
         return Err(SpawnError::ChildVanished);
     }
     Ok(report)

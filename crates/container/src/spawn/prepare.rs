@@ -136,22 +136,11 @@ impl ExecPlan {
                 .map(|s| c_string(s, what))
                 .collect::<Result<Vec<_>, _>>()
         };
-        let cmd = &spec.args[0];
-        let search_path = spec
-            .env
+        let search_path = crate::exec_path::search_path(&spec.env).to_string();
+        let candidates = crate::exec_path::candidates(&spec.args[0], &spec.env)
             .iter()
-            .find_map(|e| e.strip_prefix("PATH="))
-            .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .to_string();
-        let candidates = if cmd.contains('/') {
-            vec![c_string(cmd, "command")?]
-        } else {
-            search_path
-                .split(':')
-                .filter(|d| !d.is_empty())
-                .map(|d| c_string(&format!("{}/{cmd}", d.trim_end_matches('/')), "command"))
-                .collect::<Result<Vec<_>, _>>()?
-        };
+            .map(|c| c_string(c, "command"))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ExecPlan {
             argv: all(&spec.args, "argument")?,
             envp: all(&spec.env, "environment entry")?,
@@ -363,6 +352,7 @@ impl Prepared<'_> {
             sync_r: pipes.sync_r.as_raw_fd(),
             sync_w: pipes.sync_w.as_raw_fd(),
             status_w: pipes.status_w.as_raw_fd(),
+            exec_fifo: None,
         }
     }
 }
