@@ -175,12 +175,13 @@ fn us_between(from_ns: u64, to_ns: u64) -> u64 {
 
 /// Runs `spec` to completion. The heart of isolab's container engine.
 pub fn run(spec: &crate::ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcome, SpawnError> {
-    let t_start = mono_ns();
+    let mut clock = Clock::started();
     let rootless = prepare::check_privileges(spec, &ctx)?;
     prepare::validate(spec)?;
 
     // 1. Prepare.
     let prepared = prepare::prepare(spec, &ctx, rootless)?;
+    clock.cgroup_ns = prepared.cgroup_ns;
     let (mut parent_stdio, child_stdio) =
         stdio::prepare(&ctx.stdio).map_err(|e| SpawnError::io("setting up stdio", e))?;
     let pipes = Pipes::new()?;
@@ -203,65 +204,72 @@ pub fn run(spec: &crate::ContainerSpec, ctx: RunContext<'_>) -> Result<RunOutcom
     // 2. clone3: in the child, `child::main` runs and never returns.
     let t_clone = mono_ns();
     let mut child = clone_child(spec, &entry, &plan)?;
-    let clone_ns = mono_ns() - t_clone;
-    // The child's ends are the child's now: with ours closed, the status pipe reads EOF
-    // exactly when the child has exec'ed (or died).
-    let Pipes {
-        sync_r,
-        sync_w,
-        status_r,
-        status_w,
-    } = pipes;
-    drop((child_stdio, entry, sync_r, status_w));
+    clock.clone_ns = mono_ns() - t_clone;
+    drop((child_stdio, entry));
+    let (sync_w, status_r) = pipes.into_parent_ends();
 
     // 3. Wire up from outside, then 4. let the child go.
-    let network_ns = parent::wire_up(spec, child.pid, rootless, network.as_ref())?;
+    clock.network_ns = parent::wire_up(spec, child.pid, rootless, network.as_ref())?;
     parent::release(sync_w, &mut parent_stdio)?;
 
     // 5. Exec is the start event.
-    let report = parent::read_report(&status_r)?;
-    let t_exec_seen = mono_ns();
-    if let Some(failure) = report.failure {
-        child.reap();
-        let mounts = prepared.mounts.as_ref();
-        return Err(SpawnError::from_child(
-            failure,
-            mounts,
-            &prepared.exec,
-            spec,
-        ));
-    }
-    let exec_ns = report.exec_ns.unwrap_or(t_exec_seen);
+    let (setup, exec_ns) = parent::await_exec(&status_r, &mut child, &prepared, spec)?;
     if let Some(hook) = ctx.on_start {
         hook(child.pid.as_raw());
     }
 
     // 6. Wait, then tear down.
     let status = parent::wait_loop(&mut child, signals.as_ref(), &mut parent_stdio)?;
-    let t_exit = mono_ns();
+    clock.exit_ns = mono_ns();
     parent_stdio.drain();
     drop((parent_stdio, signals));
-    let t_cleanup = mono_ns();
+    clock.cleanup_ns = mono_ns();
     let teardown = parent::tear_down(prepared.cgroup, network, status)?;
-    let t_end = mono_ns();
-
+    clock.end_ns = mono_ns();
     Ok(RunOutcome {
         pid: child.pid.as_raw(),
         status,
         oom_killed: teardown.oom_killed,
         cgroup_stats: teardown.cgroup_stats,
-        phases: Phases {
-            cgroup_us: prepared.cgroup_ns / 1000,
-            clone_us: clone_ns / 1000,
-            network_us: network_ns / 1000,
-            rootfs_us: us_between(report.times.go_ns, report.times.rootfs_ns),
-            exec_setup_us: us_between(report.times.rootfs_ns, exec_ns),
-            start_to_exec_us: us_between(t_start, exec_ns),
-            run_us: us_between(exec_ns, t_exit),
-            cleanup_us: us_between(t_cleanup, t_end),
-            total_us: us_between(t_start, t_end),
-        },
+        phases: clock.phases(setup, exec_ns),
     })
+}
+
+/// What the parent measures during [`run`]: durations of its own steps, and the instants
+/// (monotonic ns) between them.
+#[derive(Debug, Default)]
+struct Clock {
+    start_ns: u64,
+    cgroup_ns: u64,
+    clone_ns: u64,
+    network_ns: u64,
+    exit_ns: u64,
+    cleanup_ns: u64,
+    end_ns: u64,
+}
+
+impl Clock {
+    fn started() -> Clock {
+        Clock {
+            start_ns: mono_ns(),
+            ..Clock::default()
+        }
+    }
+
+    /// Combines the parent's measurements with the child's (`setup`, and when it exec'ed).
+    fn phases(&self, setup: message::SetupTimes, exec_ns: u64) -> Phases {
+        Phases {
+            cgroup_us: self.cgroup_ns / 1000,
+            clone_us: self.clone_ns / 1000,
+            network_us: self.network_ns / 1000,
+            rootfs_us: us_between(setup.go_ns, setup.rootfs_ns),
+            exec_setup_us: us_between(setup.rootfs_ns, exec_ns),
+            start_to_exec_us: us_between(self.start_ns, exec_ns),
+            run_us: us_between(exec_ns, self.exit_ns),
+            cleanup_us: us_between(self.cleanup_ns, self.end_ns),
+            total_us: us_between(self.start_ns, self.end_ns),
+        }
+    }
 }
 
 /// Step 2: clones the child into its new namespaces (and, on cgroup v2, its cgroup). In the
@@ -282,3 +290,6 @@ fn clone_child(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 use super::errors::SpawnError;
 use super::fork::ChildGuard;
 use super::message::{ChildFailure, ChildMessage, SetupTimes, MESSAGE_LEN};
+use super::prepare::Prepared;
 use super::{mono_ns, ExitStatus, STOP_GRACE};
 use crate::network::BridgePlan;
 use crate::spec::ContainerSpec;
@@ -73,18 +74,41 @@ pub(super) fn release(sync_w: OwnedFd, stdio: &mut ParentStdio) -> Result<(), Sp
     Ok(())
 }
 
-/// What the child reported before its status pipe closed.
-#[derive(Debug, Default)]
-pub(super) struct Report {
-    pub times: SetupTimes,
-    /// When the child called execve (None if it never got there).
-    pub exec_ns: Option<u64>,
-    /// Why the child gave up, if it did (an exec that failed after the exec message included).
-    pub failure: Option<ChildFailure>,
+/// Step 5: waits until the child has exec'ed and returns its setup times and the exec instant.
+/// A child that failed is reaped, and its failure becomes the error the user reads.
+pub(super) fn await_exec(
+    status_r: &OwnedFd,
+    child: &mut ChildGuard,
+    prepared: &Prepared<'_>,
+    spec: &ContainerSpec,
+) -> Result<(SetupTimes, u64), SpawnError> {
+    let report = read_report(status_r)?;
+    let seen_ns = mono_ns();
+    if let Some(failure) = report.failure {
+        child.reap();
+        let mounts = prepared.mounts.as_ref();
+        return Err(SpawnError::from_child(
+            failure,
+            mounts,
+            &prepared.exec,
+            spec,
+        ));
+    }
+    Ok((report.times, report.exec_ns.unwrap_or(seen_ns)))
 }
 
-/// Step 5: reads the child's messages until the pipe closes (exec succeeded, or the child died).
-pub(super) fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
+/// What the child reported before its status pipe closed.
+#[derive(Debug, Default)]
+struct Report {
+    times: SetupTimes,
+    /// When the child called execve (None if it never got there).
+    exec_ns: Option<u64>,
+    /// Why the child gave up, if it did (an exec that failed after the exec message included).
+    failure: Option<ChildFailure>,
+}
+
+/// Reads the child's messages until the pipe closes (exec succeeded, or the child died).
+fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
     let mut buf = [0u8; MESSAGE_LEN * 4];
     let mut len = 0;
     while len < buf.len() {
