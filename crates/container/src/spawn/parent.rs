@@ -99,34 +99,24 @@ pub(super) fn await_exec(
 
 /// What the child reported before its status pipe closed.
 #[derive(Debug, Default)]
-struct Report {
-    times: SetupTimes,
+pub(super) struct Report {
+    pub times: SetupTimes,
     /// When the child called execve (None if it never got there).
-    exec_ns: Option<u64>,
+    pub exec_ns: Option<u64>,
     /// Why the child gave up, if it did (an exec that failed after the exec message included).
-    failure: Option<ChildFailure>,
+    pub failure: Option<ChildFailure>,
 }
 
 /// Reads the child's messages until the pipe closes (exec succeeded, or the child died).
-fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
-    let mut buf = [0u8; MESSAGE_LEN * 4];
-    let mut len = 0;
-    while len < buf.len() {
-        match read(status_r, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(SpawnError::io("reading the child's status", e)),
-        }
-    }
+pub(super) fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
     let mut report = Report::default();
-    for bytes in buf[..len].chunks(MESSAGE_LEN) {
-        match ChildMessage::decode(bytes).map_err(SpawnError::ChildMessage)? {
+    while let Some(message) = read_message(status_r)? {
+        match message {
             ChildMessage::Exec { times, exec_ns } => {
                 report.times = times;
                 report.exec_ns = Some(exec_ns);
             }
-            // Only a child told to stop before exec sends this; `run` never tells it to.
+            // Only a child told to wait before exec sends this; `run` never tells it to.
             ChildMessage::Created { times } => report.times = times,
             ChildMessage::Failed { times, failure } => {
                 report.times = times;
@@ -138,6 +128,27 @@ fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
         return Err(SpawnError::ChildVanished);
     }
     Ok(report)
+}
+
+/// Reads one message from the status pipe; None at end-of-file (the child has exec'ed or
+/// died). The child writes each message in one piece, but a read may still return it short.
+fn read_message(status_r: &OwnedFd) -> Result<Option<ChildMessage>, SpawnError> {
+    let mut buf = [0u8; MESSAGE_LEN];
+    let mut len = 0;
+    while len < MESSAGE_LEN {
+        match read(status_r, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SpawnError::io("reading the child's status", e)),
+        }
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    ChildMessage::decode(&buf[..len])
+        .map(Some)
+        .map_err(SpawnError::ChildMessage)
 }
 
 /// Blocks the signals isolab forwards and reads them from a signalfd instead of a handler.

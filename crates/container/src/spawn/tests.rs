@@ -3,7 +3,8 @@
 
 use super::errors::{SpawnError, SpecError};
 use super::fork::namespace_flags;
-use super::message::{ChildFailure, Stage};
+use super::message::{ChildFailure, ChildMessage, DecodeError, SetupTimes, Stage};
+use super::parent::read_report;
 use super::prepare::{validate, ExecPlan};
 use crate::spec::{BindMount, ContainerSpec, NetworkMode, RootMode, RootfsSource};
 use crate::{Namespace, NamespaceSet};
@@ -206,4 +207,53 @@ fn a_failed_setup_stage_is_typed_and_named() {
         rootfs.to_string(),
         "setting up the container failed while building the root filesystem: Invalid argument"
     );
+}
+
+/// What the parent makes of `bytes` written into a status pipe that then closes.
+fn report_of(bytes: &[u8]) -> Result<super::parent::Report, SpawnError> {
+    let (r, w) = nix::unistd::pipe().unwrap();
+    nix::unistd::write(&w, bytes).unwrap();
+    drop(w);
+    read_report(&r)
+}
+
+#[test]
+fn the_parent_reads_the_exec_and_a_failure_after_it() {
+    let times = SetupTimes {
+        go_ns: 10,
+        rootfs_ns: 20,
+    };
+    let exec = ChildMessage::Exec { times, exec_ns: 30 }.encode();
+    let report = report_of(&exec).unwrap();
+    assert_eq!((report.times, report.exec_ns), (times, Some(30)));
+    assert!(report.failure.is_none());
+
+    let failure = ChildFailure {
+        stage: Stage::Exec,
+        index: 0,
+        errno: libc::ENOEXEC,
+    };
+    let failed = ChildMessage::Failed { times, failure }.encode();
+    let report = report_of(&[exec, failed].concat()).unwrap();
+    assert_eq!(report.failure, Some(failure));
+}
+
+#[test]
+fn a_silent_or_garbled_child_is_an_error() {
+    assert!(matches!(report_of(&[]), Err(SpawnError::ChildVanished)));
+    let exec = ChildMessage::Exec {
+        times: SetupTimes::default(),
+        exec_ns: 1,
+    }
+    .encode();
+    let err = report_of(&exec[..12]).unwrap_err();
+    assert!(
+        matches!(err, SpawnError::ChildMessage(DecodeError::Truncated(12))),
+        "{err}"
+    );
+    let err = report_of(&[0xffu8; 40]).unwrap_err();
+    assert!(matches!(
+        err,
+        SpawnError::ChildMessage(DecodeError::UnknownKind(_))
+    ));
 }
