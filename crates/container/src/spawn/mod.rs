@@ -69,7 +69,7 @@ pub struct RunContext<'a> {
     /// Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to the container (the CLI does; tests do not,
     /// since blocking signals in a multi-threaded test harness would affect other tests).
     pub forward_signals: bool,
-    /// Prepared network attachment for [`NetworkMode::Bridge`].
+    /// Prepared network attachment for [`crate::NetworkMode::Bridge`].
     pub network: Option<crate::network::BridgePlan>,
     /// A compiled seccomp filter for [`crate::SeccompMode::Default`].
     pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
