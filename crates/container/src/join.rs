@@ -353,9 +353,16 @@ pub fn exec_in(
         nix::unistd::ForkResult::Parent { child } => {
             drop(report_w);
             drop(stdio);
-            let outcome = read_report(&report_r, process);
+            let (pid, outcome) = read_report(&report_r, process);
             // The intermediate exits right after forking; reap it so it leaves no zombie.
             let _ = nix::sys::wait::waitpid(child, None);
+            if let (Some(pid), Err(_)) = (pid, &outcome) {
+                // The final process failed and exited. If we are its reaper (a subreaper
+                // caller), reap it: an unreaped zombie in the container's pid namespace would
+                // keep that namespace's init from ever finishing its exit. Otherwise this is
+                // ECHILD at once, and its reaper collects it.
+                let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            }
             outcome
         }
     }
@@ -363,7 +370,7 @@ pub fn exec_in(
 
 /// Report layout: `[b'P', pid (4 bytes)]` once the final process exists, then on failure
 /// `[b'E', stage, errno (4 bytes)]`; nothing more on success (the exec closes the pipe).
-fn read_report(r: &OwnedFd, process: &JoinProcess) -> Result<Joined, JoinError> {
+fn read_report(r: &OwnedFd, process: &JoinProcess) -> (Option<i32>, Result<Joined, JoinError>) {
     let mut buf = [0u8; 11];
     let mut len = 0;
     loop {
@@ -372,10 +379,13 @@ fn read_report(r: &OwnedFd, process: &JoinProcess) -> Result<Joined, JoinError> 
             Ok(n) => len += n,
             Err(Errno::EINTR) => continue,
             Err(source) => {
-                return Err(JoinError::Sys {
-                    what: "read",
-                    source,
-                })
+                return (
+                    None,
+                    Err(JoinError::Sys {
+                        what: "read",
+                        source,
+                    }),
+                )
             }
         }
         if len == buf.len() {
@@ -387,7 +397,7 @@ fn read_report(r: &OwnedFd, process: &JoinProcess) -> Result<Joined, JoinError> 
         [b'P', ..] if len >= 5 => (Some(word(1)), &buf[5..len]),
         _ => (None, &buf[..len]),
     };
-    match (pid, rest) {
+    let outcome = match (pid, rest) {
         (Some(pid), []) => Ok(Joined { pid }),
         (_, [b'E', stage, ..]) if rest.len() >= 6 => {
             let errno = Errno::from_raw(word(len - 4));
@@ -397,7 +407,8 @@ fn read_report(r: &OwnedFd, process: &JoinProcess) -> Result<Joined, JoinError> 
             stage: JoinStage::Fork,
             errno: Errno::EPIPE,
         }),
-    }
+    };
+    (pid, outcome)
 }
 
 fn describe(stage: JoinStage, errno: Errno, process: &JoinProcess) -> JoinError {
@@ -549,7 +560,7 @@ fn roundtrip(msgs: &[&[u8]]) -> Result<Joined, JoinError> {
         no_new_privileges: false,
         seccomp: None,
     };
-    read_report(&r, &process)
+    read_report(&r, &process).1
 }
 
 #[cfg(test)]

@@ -125,11 +125,13 @@ fn from_args(args: &ExecArgs, st: &crate::state::State) -> Result<JoinProcess, R
         user: (uid, gid),
         additional_gids: vec![],
         bounding: caps,
-        caps: Some(ProcessCaps {
-            effective: caps,
-            permitted: caps,
-            inheritable: CapSet::empty(),
-            ambient: CapSet::empty(),
+        // As the container's own first process: root gets the bounding set at exec; explicit
+        // sets only for `--cap`, which raises the capability for a non-root user too.
+        caps: (uid != 0 && !args.cap.is_empty()).then_some(ProcessCaps {
+            effective: extra,
+            permitted: extra,
+            inheritable: extra,
+            ambient: extra,
         }),
         rlimits: vec![],
         no_new_privileges: args.no_new_privs,

@@ -82,12 +82,9 @@ impl Bundle {
 
     /// Runs `isolab-runtime --root <state> ARGS`.
     fn rt(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--root")
-            .arg(self.root())
-            .args(args)
-            .output()
-            .unwrap()
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--root").arg(self.root()).args(args);
+        output_via_files(&mut cmd)
     }
 
     fn create(&self, id: &str) -> Output {
@@ -99,6 +96,48 @@ impl Bundle {
         let out = self.rt(&["state", id]);
         assert!(out.status.success(), "state: {}", text(&out));
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+/// A failed assertion must not leave containers behind: delete whatever is still under this
+/// bundle's state root.
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        let ids: Vec<String> = std::fs::read_dir(self.root())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        for id in ids {
+            let _ = self.rt(&["delete", "--force", &id]);
+        }
+    }
+}
+
+/// Runs `cmd` with stdout and stderr in files, not pipes: a created container inherits them
+/// and keeps them open, so reading a pipe to its end would wait for the container to exit
+/// (conmon hands the runtime its own pipes for the same reason).
+fn output_via_files(cmd: &mut Command) -> Output {
+    use std::io::{Read, Seek};
+    let mut out = tempfile::tempfile().unwrap();
+    let mut err = tempfile::tempfile().unwrap();
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .status()
+        .unwrap();
+    let mut read = |f: &mut std::fs::File| {
+        let mut v = Vec::new();
+        f.rewind().unwrap();
+        f.read_to_end(&mut v).unwrap();
+        v
+    };
+    Output {
+        status,
+        stdout: read(&mut out),
+        stderr: read(&mut err),
     }
 }
 

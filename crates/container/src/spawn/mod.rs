@@ -69,7 +69,7 @@ pub struct RunContext<'a> {
     /// Forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to the container (the CLI does; tests do not,
     /// since blocking signals in a multi-threaded test harness would affect other tests).
     pub forward_signals: bool,
-    /// Prepared network attachment for [`NetworkMode::Bridge`].
+    /// Prepared network attachment for [`crate::NetworkMode::Bridge`].
     pub network: Option<crate::network::BridgePlan>,
     /// A compiled seccomp filter for [`crate::SeccompMode::Default`].
     pub seccomp: Option<&'a crate::seccomp::SeccompProgram>,
@@ -187,50 +187,38 @@ fn us_between(from_ns: u64, to_ns: u64) -> u64 {
 
 /// Runs `spec` to completion. The heart of isolab's container engine.
 pub fn run(spec: &crate::ContainerSpec, mut ctx: RunContext<'_>) -> Result<RunOutcome, SpawnError> {
-    let t_start = mono_ns();
+    let mut clock = Clock::started();
     let on_start = ctx.on_start.take();
-    // 1. to 5.: prepare, clone, wire up, go; the child's report says it exec'ed.
+    // 1. to 4.: prepare, clone, wire up, let the child go.
     let Launched {
         prepared,
         mut child,
         mut parent_stdio,
         signals,
         network,
-        report,
-        clone_ns,
-        network_ns,
-        reported_ns,
-    } = launch(spec, &mut ctx, None)?;
-    let exec_ns = report.exec_ns.unwrap_or(reported_ns);
+        status_r,
+    } = launch(spec, &mut ctx, None, &mut clock)?;
+
+    // 5. Exec is the start event.
+    let (setup, exec_ns) = parent::await_exec(&status_r, &mut child, &prepared, spec)?;
     if let Some(hook) = on_start {
         hook(child.pid.as_raw());
     }
 
     // 6. Wait, then tear down.
     let status = parent::wait_loop(&mut child, signals.as_ref(), &mut parent_stdio)?;
-    let t_exit = mono_ns();
+    clock.exit_ns = mono_ns();
     parent_stdio.drain();
     drop((parent_stdio, signals));
-    let t_cleanup = mono_ns();
+    clock.cleanup_ns = mono_ns();
     let teardown = parent::tear_down(prepared.cgroup, network, status)?;
-    let t_end = mono_ns();
-
+    clock.end_ns = mono_ns();
     Ok(RunOutcome {
         pid: child.pid.as_raw(),
         status,
         oom_killed: teardown.oom_killed,
         cgroup_stats: teardown.cgroup_stats,
-        phases: Phases {
-            cgroup_us: prepared.cgroup_ns / 1000,
-            clone_us: clone_ns / 1000,
-            network_us: network_ns / 1000,
-            rootfs_us: us_between(report.times.go_ns, report.times.rootfs_ns),
-            exec_setup_us: us_between(report.times.rootfs_ns, exec_ns),
-            start_to_exec_us: us_between(t_start, exec_ns),
-            run_us: us_between(exec_ns, t_exit),
-            cleanup_us: us_between(t_cleanup, t_end),
-            total_us: us_between(t_start, t_end),
-        },
+        phases: clock.phases(setup, exec_ns),
     })
 }
 
@@ -258,47 +246,48 @@ pub fn create(
     if ctx.network.is_some() {
         return Err(SpawnError::CreatedWithBridge);
     }
-    let launched = launch(spec, &mut ctx, Some(exec_fifo.as_raw_fd()))?;
+    let mut clock = Clock::started();
+    let fifo = exec_fifo.as_raw_fd();
     let Launched {
         mut prepared,
-        child,
+        mut child,
+        status_r,
         ..
-    } = launched;
+    } = launch(spec, &mut ctx, Some(fifo), &mut clock)?;
+    parent::await_created(&status_r, &mut child, &prepared, spec)?;
     if let Some(cg) = prepared.cgroup.as_mut() {
         cg.set_destroy_on_drop(false);
     }
-    drop(exec_fifo);
     Ok(Created {
         pid: child.detach().as_raw(),
     })
 }
 
-/// What steps 1 to 5 leave for the caller.
+/// What steps 1 to 4 leave for [`run`] and [`create`].
 struct Launched<'a> {
     prepared: prepare::Prepared<'a>,
     child: ChildGuard,
     parent_stdio: stdio::ParentStdio,
     signals: Option<SignalForwarding>,
     network: Option<crate::network::BridgePlan>,
-    report: parent::Report,
-    clone_ns: u64,
-    network_ns: u64,
-    /// When the child's report was read (the exec instant if the child sent none).
-    reported_ns: u64,
+    /// Where the child's messages arrive (step 5).
+    status_r: std::os::fd::OwnedFd,
 }
 
-/// Steps 1 to 5: prepare, clone, wire up, let the child go, read its report. With
-/// `exec_fifo` the child stops before `execve` (see [`create`]).
+/// Steps 1 to 4: prepare, clone, wire up (running the caller's `before_start` hook while the
+/// child waits), let the child go. With `exec_fifo` the child stops before `execve`.
 fn launch<'a>(
     spec: &crate::ContainerSpec,
     ctx: &mut RunContext<'a>,
     exec_fifo: Option<std::os::fd::RawFd>,
+    clock: &mut Clock,
 ) -> Result<Launched<'a>, SpawnError> {
     let rootless = prepare::check_privileges(spec, ctx)?;
     prepare::validate(spec)?;
 
     // 1. Prepare.
     let prepared = prepare::prepare(spec, ctx, rootless)?;
+    clock.cgroup_ns = prepared.cgroup_ns;
     let (mut parent_stdio, child_stdio) =
         stdio::prepare(&ctx.stdio).map_err(|e| SpawnError::io("setting up stdio", e))?;
     let pipes = Pipes::new()?;
@@ -321,50 +310,62 @@ fn launch<'a>(
 
     // 2. clone3: in the child, `child::main` runs and never returns.
     let t_clone = mono_ns();
-    let mut child = clone_child(spec, &entry, &plan)?;
-    let clone_ns = mono_ns() - t_clone;
-    // The child's ends are the child's now: with ours closed, the status pipe reads EOF
-    // exactly when the child has exec'ed (or died, or reported itself created).
-    let Pipes {
-        sync_r,
-        sync_w,
-        status_r,
-        status_w,
-    } = pipes;
-    drop((child_stdio, entry, sync_r, status_w));
+    let child = clone_child(spec, &entry, &plan)?;
+    clock.clone_ns = mono_ns() - t_clone;
+    drop((child_stdio, entry));
+    let (sync_w, status_r) = pipes.into_parent_ends();
 
-    // 3. Wire up from outside (and run the caller's hooks while the child waits), then
-    // 4. let the child go.
-    let network_ns = parent::wire_up(spec, child.pid, rootless, network.as_ref())?;
+    // 3. Wire up from outside, then 4. let the child go.
+    clock.network_ns = parent::wire_up(spec, child.pid, rootless, network.as_ref())?;
     if let Some(hook) = ctx.before_start.take() {
         hook(child.pid.as_raw()).map_err(SpawnError::Hook)?;
     }
     parent::release(sync_w, &mut parent_stdio)?;
-
-    // 5. Exec (or, for `create`, "ready") is the start event.
-    let report = parent::read_report(&status_r)?;
-    let reported_ns = mono_ns();
-    if let Some(failure) = report.failure {
-        child.reap();
-        let mounts = prepared.mounts.as_ref();
-        return Err(SpawnError::from_child(
-            failure,
-            mounts,
-            &prepared.exec,
-            spec,
-        ));
-    }
     Ok(Launched {
         prepared,
         child,
         parent_stdio,
         signals,
         network,
-        report,
-        clone_ns,
-        network_ns,
-        reported_ns,
+        status_r,
     })
+}
+
+/// What the parent measures during [`run`]: durations of its own steps, and the instants
+/// (monotonic ns) between them.
+#[derive(Debug, Default)]
+struct Clock {
+    start_ns: u64,
+    cgroup_ns: u64,
+    clone_ns: u64,
+    network_ns: u64,
+    exit_ns: u64,
+    cleanup_ns: u64,
+    end_ns: u64,
+}
+
+impl Clock {
+    fn started() -> Clock {
+        Clock {
+            start_ns: mono_ns(),
+            ..Clock::default()
+        }
+    }
+
+    /// Combines the parent's measurements with the child's (`setup`, and when it exec'ed).
+    fn phases(&self, setup: message::SetupTimes, exec_ns: u64) -> Phases {
+        Phases {
+            cgroup_us: self.cgroup_ns / 1000,
+            clone_us: self.clone_ns / 1000,
+            network_us: self.network_ns / 1000,
+            rootfs_us: us_between(setup.go_ns, setup.rootfs_ns),
+            exec_setup_us: us_between(setup.rootfs_ns, exec_ns),
+            start_to_exec_us: us_between(self.start_ns, exec_ns),
+            run_us: us_between(exec_ns, self.exit_ns),
+            cleanup_us: us_between(self.cleanup_ns, self.end_ns),
+            total_us: us_between(self.start_ns, self.end_ns),
+        }
+    }
 }
 
 /// Step 2: clones the child into its new namespaces (and, on cgroup v2, its cgroup). In the
@@ -385,3 +386,6 @@ fn clone_child(
         }),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -4,6 +4,7 @@
 use super::errors::SpawnError;
 use super::fork::ChildGuard;
 use super::message::{ChildFailure, ChildMessage, SetupTimes, MESSAGE_LEN};
+use super::prepare::Prepared;
 use super::{mono_ns, ExitStatus, STOP_GRACE};
 use crate::network::BridgePlan;
 use crate::spec::ContainerSpec;
@@ -73,6 +74,50 @@ pub(super) fn release(sync_w: OwnedFd, stdio: &mut ParentStdio) -> Result<(), Sp
     Ok(())
 }
 
+/// Step 5: waits until the child has exec'ed and returns its setup times and the exec instant.
+/// A child that failed is reaped, and its failure becomes the error the user reads.
+pub(super) fn await_exec(
+    status_r: &OwnedFd,
+    child: &mut ChildGuard,
+    prepared: &Prepared<'_>,
+    spec: &ContainerSpec,
+) -> Result<(SetupTimes, u64), SpawnError> {
+    let report = settle(status_r, child, prepared, spec)?;
+    let seen_ns = mono_ns();
+    Ok((report.times, report.exec_ns.unwrap_or(seen_ns)))
+}
+
+/// `create`'s step 5: waits until the child reports itself set up and waiting to be started.
+pub(super) fn await_created(
+    status_r: &OwnedFd,
+    child: &mut ChildGuard,
+    prepared: &Prepared<'_>,
+    spec: &ContainerSpec,
+) -> Result<(), SpawnError> {
+    settle(status_r, child, prepared, spec).map(|_| ())
+}
+
+/// Reads the child's report; a child that failed is reaped and its failure becomes the error.
+fn settle(
+    status_r: &OwnedFd,
+    child: &mut ChildGuard,
+    prepared: &Prepared<'_>,
+    spec: &ContainerSpec,
+) -> Result<Report, SpawnError> {
+    let report = read_report(status_r)?;
+    if let Some(failure) = report.failure {
+        child.reap();
+        let mounts = prepared.mounts.as_ref();
+        return Err(SpawnError::from_child(
+            failure,
+            mounts,
+            &prepared.exec,
+            spec,
+        ));
+    }
+    Ok(report)
+}
+
 /// What the child reported before its status pipe closed.
 #[derive(Debug, Default)]
 pub(super) struct Report {
@@ -85,26 +130,16 @@ pub(super) struct Report {
     pub created: bool,
 }
 
-/// Step 5: reads the child's messages until the pipe closes (exec succeeded, or the child died).
+/// Reads the child's messages until the pipe closes (exec succeeded, or the child died).
 pub(super) fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
-    let mut buf = [0u8; MESSAGE_LEN * 4];
-    let mut len = 0;
-    while len < buf.len() {
-        match read(status_r, &mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(Errno::EINTR) => continue,
-            Err(e) => return Err(SpawnError::io("reading the child's status", e)),
-        }
-    }
     let mut report = Report::default();
-    for bytes in buf[..len].chunks(MESSAGE_LEN) {
-        match ChildMessage::decode(bytes).map_err(SpawnError::ChildMessage)? {
+    while let Some(message) = read_message(status_r)? {
+        match message {
             ChildMessage::Exec { times, exec_ns } => {
                 report.times = times;
                 report.exec_ns = Some(exec_ns);
             }
-            // Only a child told to stop before exec sends this (`create`).
+            // Only a child told to wait before exec sends this (`create`).
             ChildMessage::Created { times } => {
                 report.times = times;
                 report.created = true;
@@ -119,6 +154,27 @@ pub(super) fn read_report(status_r: &OwnedFd) -> Result<Report, SpawnError> {
         return Err(SpawnError::ChildVanished);
     }
     Ok(report)
+}
+
+/// Reads one message from the status pipe; None at end-of-file (the child has exec'ed or
+/// died). The child writes each message in one piece, but a read may still return it short.
+fn read_message(status_r: &OwnedFd) -> Result<Option<ChildMessage>, SpawnError> {
+    let mut buf = [0u8; MESSAGE_LEN];
+    let mut len = 0;
+    while len < MESSAGE_LEN {
+        match read(status_r, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(SpawnError::io("reading the child's status", e)),
+        }
+    }
+    if len == 0 {
+        return Ok(None);
+    }
+    ChildMessage::decode(&buf[..len])
+        .map(Some)
+        .map_err(SpawnError::ChildMessage)
 }
 
 /// Blocks the signals isolab forwards and reads them from a signalfd instead of a handler.

@@ -269,6 +269,19 @@ impl Pipes {
             status_w,
         })
     }
+
+    /// After the clone, closes the child's ends in the parent: the status pipe then reads EOF
+    /// exactly when the child has exec'ed (or died). Returns `(sync_w, status_r)`.
+    pub fn into_parent_ends(self) -> (OwnedFd, OwnedFd) {
+        let Pipes {
+            sync_r,
+            sync_w,
+            status_r,
+            status_w,
+        } = self;
+        drop((sync_r, status_w));
+        (sync_w, status_r)
+    }
 }
 
 /// How the child enters its cgroup. On cgroup v2 it is born inside it (`CLONE_INTO_CGROUP`
