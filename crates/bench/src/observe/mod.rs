@@ -9,8 +9,8 @@
 //! the container's cgroup's.
 //!
 //! Each check is a small function returning an [`Observation`], so other front ends (the labs)
-//! can run one alone. One module per claim: [`kernel`] (C5), [`root`] (C6), [`namespaces`]
-//! (C7), [`limits`] (C8), [`layers`] (C9), [`chroot`] (C10); this one holds what they share —
+//! can run one alone. One module per claim: `kernel` (C5), `root` (C6), `namespaces`
+//! (C7), `limits` (C8), `layers` (C9), `chroot` (C10); this one holds what they share —
 //! running a command with its evidence, and turning a result into an observation.
 
 mod chroot;
@@ -68,7 +68,7 @@ pub struct Captured {
     pub evidence: String,
 }
 
-/// Runs `argv` (with `envs`), captures its output, kills it after [`COMMAND_TIMEOUT`].
+/// Runs `argv` (with `envs`), captures its output, kills it after `COMMAND_TIMEOUT`.
 pub fn capture(argv: &[OsString], envs: &[(OsString, OsString)]) -> Result<Captured, NotMeasured> {
     let shown = argv
         .iter()
