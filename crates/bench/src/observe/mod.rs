@@ -200,6 +200,23 @@ fn conclude(mut o: Observation, result: Result<(bool, String), NotMeasured>) -> 
     o
 }
 
+/// A check that runs `command` in `isolab container run FLAGS` and judges what it printed.
+fn in_container(
+    target: Result<&Target, NotMeasured>,
+    o: Observation,
+    flags: &[&str],
+    command: &[&str],
+    holds: impl FnOnce(&Captured) -> bool,
+) -> Observation {
+    conclude(
+        o,
+        target.and_then(|t| {
+            let c = t.container(flags, command)?;
+            Ok((holds(&c), c.evidence))
+        }),
+    )
+}
+
 /// Every check, in claim order. `None` target: the checks that need isolab are not measured.
 pub fn observe_all(target: Result<&Target, NotMeasured>) -> Vec<Observation> {
     let mut out = Vec::new();
