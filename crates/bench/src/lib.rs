@@ -3,6 +3,9 @@
 //!
 //! Read in this order: [`schema`] (what a result file holds), [`stats`] (how samples become
 //! a median and percentiles), [`fingerprint`] (what machine it was), [`export`] (JSON/CSV).
+//! Then how a run is taken: [`runner`] (the questions in order), [`environment`] (where a
+//! workload runs), [`plan`] (interleaved, shuffled sampling) and [`not_measured`] (why a row
+//! has no figure).
 
 pub mod density;
 pub mod docker;

@@ -255,18 +255,8 @@ mod tests {
         };
         env.prepare().unwrap();
         let s = env.launch_once(0).unwrap();
-        let slowest = s
-            .phases_us
-            .iter()
-            .find(|(k, _)| k == "slowest_us")
-            .unwrap()
-            .1;
-        let fastest = s
-            .phases_us
-            .iter()
-            .find(|(k, _)| k == "fastest_us")
-            .unwrap()
-            .1;
+        let phase = |name: &str| s.phases_us.iter().find(|(k, _)| k == name).unwrap().1;
+        let (slowest, fastest) = (phase("slowest_us"), phase("fastest_us"));
         assert!(fastest > 0.0 && fastest <= s.value && s.value <= slowest);
     }
 }

@@ -37,8 +37,8 @@
 //! its memory has settled: a stopped process keeps every page it had.
 
 //!
-//! The module holds the fill's rules (limits, what stopped it, the result); [`containers`]
-//! and [`processes`] run the two fills; [`rows`] turns them into the memory question's rows.
+//! The module holds the fill's rules (limits, what stopped it, the result); `containers`
+//! and `processes` run the two fills; `rows` turns them into the memory question's rows.
 
 mod containers;
 mod processes;

@@ -10,10 +10,10 @@
 //! Anything that cannot run here answers with [`NotMeasured`] and a reason, which becomes a row
 //! in the result file: a missing peer is a finding, not a gap to hide.
 //!
-//! The environments live by kind: [`command`] (anything launched as a process: the host
-//! baseline and every peer CLI), [`hidden_cgroup2`] (the thread crun is launched from),
-//! [`container`] (isolab's engine in-process, one variant per isolation feature) and
-//! [`microvm`] (isolab's VMM with its stub guest, in-process).
+//! The environments live by kind: `command` (anything launched as a process: the host
+//! baseline and every peer CLI), `hidden_cgroup2` (the thread crun is launched from),
+//! `container` (isolab's engine in-process, one variant per isolation feature) and
+//! `microvm` (isolab's VMM with its stub guest, in-process).
 
 mod command;
 mod container;

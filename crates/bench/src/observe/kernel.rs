@@ -2,7 +2,7 @@
 //! microVM. A container is a process tree with its own view of the host's kernel, so it
 //! prints the host's release; gVisor answers from its own user-space kernel; a VM boots one.
 
-use super::{capture, conclude, observation, Captured, Target};
+use super::{capture, conclude, in_container, observation, Captured, Target};
 use crate::environment::NotMeasured;
 use crate::schema::{ClaimId, Observation};
 
@@ -18,12 +18,12 @@ pub fn kernel_identity(target: Result<&Target, NotMeasured>) -> Vec<Observation>
     let host = host_release();
     let statement = format!("`uname -r` inside prints the host's release ({host})");
     let check = "kernel-is-host-kernel";
-    let container = conclude(
+    let container = in_container(
+        target.clone(),
         observation(ClaimId::C5, check, "isolab-cli-container", &statement),
-        target.clone().and_then(|t| {
-            let c = t.container(&[], &["uname", "-r"])?;
-            Ok((c.stdout.trim() == host, c.evidence))
-        }),
+        &[],
+        &["uname", "-r"],
+        |c| c.stdout.trim() == host,
     );
     let gvisor = conclude(
         observation(ClaimId::C5, check, "gvisor", &statement),

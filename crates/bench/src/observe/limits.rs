@@ -2,7 +2,7 @@
 //! throttled periods, its pids limit in a failing `fork`, and its freezer stops every task
 //! in it until thawed. Each check makes the kernel act and reads what it counted.
 
-use super::{capture, conclude, observation, os, Target};
+use super::{capture, conclude, in_container, observation, os, Target};
 use crate::environment::NotMeasured;
 use crate::schema::{ClaimId, Observation};
 use std::ffi::OsString;
@@ -17,19 +17,13 @@ pub fn oom_kill(target: Result<&Target, NotMeasured>) -> Observation {
         "isolab-cli-container",
         "a workload that allocates 100 MiB under --memory 32M is killed by the OOM killer",
     );
-    conclude(
+    let allocate = "x=$(head -c 104857600 /dev/zero | tr '\\0' x); echo survived";
+    in_container(
+        target,
         o,
-        target.and_then(|t| {
-            let c = t.container(
-                &["--memory", "32M"],
-                &[
-                    "sh",
-                    "-c",
-                    "x=$(head -c 104857600 /dev/zero | tr '\\0' x); echo survived",
-                ],
-            )?;
-            Ok((c.code == 137 && !c.stdout.contains("survived"), c.evidence))
-        }),
+        &["--memory", "32M"],
+        &["sh", "-c", allocate],
+        |c| c.code == 137 && !c.stdout.contains("survived"),
     )
 }
 
@@ -90,16 +84,12 @@ pub fn fork_bomb_stopped(target: Result<&Target, NotMeasured>) -> Observation {
         "isolab-cli-container",
         "under --pids-limit 16 a shell trying to start 64 processes is refused (fork fails)",
     );
-    conclude(
+    in_container(
+        target,
         o,
-        target.and_then(|t| {
-            let c = t.container(
-                &["--pids-limit", "16"],
-                &["sh", "-c", "for i in $(seq 64); do sleep 1 & done; wait"],
-            )?;
-            let refused = c.stderr.contains("fork") || c.stderr.contains("Resource temporarily");
-            Ok((refused, c.evidence))
-        }),
+        &["--pids-limit", "16"],
+        &["sh", "-c", "for i in $(seq 64); do sleep 1 & done; wait"],
+        |c| c.stderr.contains("fork") || c.stderr.contains("Resource temporarily"),
     )
 }
 

@@ -9,8 +9,8 @@
 //! the container's cgroup's.
 //!
 //! Each check is a small function returning an [`Observation`], so other front ends (the labs)
-//! can run one alone. One module per claim: [`kernel`] (C5), [`root`] (C6), [`namespaces`]
-//! (C7), [`limits`] (C8), [`layers`] (C9), [`chroot`] (C10); this one holds what they share —
+//! can run one alone. One module per claim: `kernel` (C5), `root` (C6), `namespaces`
+//! (C7), `limits` (C8), `layers` (C9), `chroot` (C10); this one holds what they share —
 //! running a command with its evidence, and turning a result into an observation.
 
 mod chroot;
@@ -68,7 +68,7 @@ pub struct Captured {
     pub evidence: String,
 }
 
-/// Runs `argv` (with `envs`), captures its output, kills it after [`COMMAND_TIMEOUT`].
+/// Runs `argv` (with `envs`), captures its output, kills it after `COMMAND_TIMEOUT`.
 pub fn capture(argv: &[OsString], envs: &[(OsString, OsString)]) -> Result<Captured, NotMeasured> {
     let shown = argv
         .iter()
@@ -198,6 +198,23 @@ fn conclude(mut o: Observation, result: Result<(bool, String), NotMeasured>) -> 
         }
     }
     o
+}
+
+/// A check that runs `command` in `isolab container run FLAGS` and judges what it printed.
+fn in_container(
+    target: Result<&Target, NotMeasured>,
+    o: Observation,
+    flags: &[&str],
+    command: &[&str],
+    holds: impl FnOnce(&Captured) -> bool,
+) -> Observation {
+    conclude(
+        o,
+        target.and_then(|t| {
+            let c = t.container(flags, command)?;
+            Ok((holds(&c), c.evidence))
+        }),
+    )
 }
 
 /// Every check, in claim order. `None` target: the checks that need isolab are not measured.
