@@ -218,14 +218,33 @@ unmount_under() {
         while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
-# One line on why a test did not pass: the runtime's error message if it printed one, else the
-# first failing TAP point.
+# The cgroup tests use the fixed cgroupsPath "/cgrouptest" and "testdir/cgrouptest/container"
+# (relative to the runtime's own cgroup). Runtimes remove the leaf on delete but not the parents
+# they created, so this removes them, deepest first; rmdir only ever removes empty groups.
+remove_test_cgroups() {
+    local hier own base d
+    while IFS=: read -r _ hier own; do
+        hier=${hier#name=}
+        base=/sys/fs/cgroup/${hier%%,*}
+        [ -n "$hier" ] || base=/sys/fs/cgroup/unified
+        if mountpoint -q "$base"; then
+            for d in "$own/testdir/cgrouptest/container" "$own/testdir/cgrouptest" "$own/testdir" \
+                /cgrouptest; do
+                if [ -d "$base/$d" ]; then rmdir "$base/$d" 2>/dev/null || true; fi
+            done
+        fi
+    done </proc/self/cgroup
+}
+
+# One line on why a test did not pass: the runtime's error message (runc logs msg="..."), else the
+# first failing TAP point, else the test's "error" diagnostic, else its own stderr.
 first_reason() {
     local r
     r=$(grep -m1 -o 'msg="[^"]*' "$1.stderr" | cut -c6-)
     [ -n "$r" ] || r=$(grep -m1 '^not ok' "$1.tap")
     [ -n "$r" ] || r=$(grep -m1 -o '^    "error": "[^\\"]*' "$1.tap" | cut -c15-)
-    [ -n "$r" ] || r=$(grep -m1 -v '^exit status' "$1.stderr")
+    [ -n "$r" ] || r=$(grep -m1 -v -E '^(failed to (create|start) the container|exit status [0-9]+)$' \
+        "$1.stderr")
     printf '%s' "$r" | tr '\t' ' ' | cut -c1-200
 }
 
@@ -242,7 +261,8 @@ run_inner() {
     # timeout(1) runs the test in its own process group, out of reach of the terminal's Ctrl-C:
     # stop it here, then remove what it left.
     WORK=$work CMD=$cmd CHILD=""
-    trap 'unmount_under "$WORK"; rm -rf --one-file-system "$WORK"' EXIT
+    # A memory cgroup can stay busy for a moment after its last task left: a last sweep on exit.
+    trap 'unmount_under "$WORK"; rm -rf --one-file-system "$WORK"; sleep 1; remove_test_cgroups' EXIT
     trap '[ -n "$CHILD" ] && kill -TERM "$CHILD" 2>/dev/null; wait; remove_leftovers "$CMD" "$WORK" \
         >/dev/null; exit 130' INT TERM
     mkdir -p "$logs" && : >"$logs/results.tsv"
@@ -262,6 +282,7 @@ run_inner() {
         # shellcheck disable=SC2086
         v=$(verdict "$rc" $counts)
         left=$(remove_leftovers "$cmd" "$work")
+        remove_test_cgroups
         unmount_under "$work/tmp"
         rm -rf --one-file-system "$work/tmp"
         # shellcheck disable=SC2086
