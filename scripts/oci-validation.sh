@@ -218,21 +218,22 @@ unmount_under() {
         while read -r m; do umount -l "$m" 2>/dev/null || true; done
 }
 
-# The cgroup tests use the fixed cgroupsPath "/cgrouptest" and "testdir/cgrouptest/container"
-# (relative to the runtime's own cgroup). Runtimes remove the leaf on delete but not the parents
-# they created, so this removes them, deepest first; rmdir only ever removes empty groups.
+# The cgroup tests use the fixed cgroupsPath "/cgrouptest" and "testdir/cgrouptest/container".
+# Runtimes remove the leaf on delete but not the parents they created (runc and crun put the
+# relative path under the hierarchy root; a runtime may also resolve it against its own cgroup),
+# so this removes them, deepest first; rmdir only ever removes empty groups.
 remove_test_cgroups() {
-    local hier own base d
+    local hier own base prefix d
     while IFS=: read -r _ hier own; do
         hier=${hier#name=}
         base=/sys/fs/cgroup/${hier%%,*}
         [ -n "$hier" ] || base=/sys/fs/cgroup/unified
-        if mountpoint -q "$base"; then
-            for d in "$own/testdir/cgrouptest/container" "$own/testdir/cgrouptest" "$own/testdir" \
-                /cgrouptest; do
-                if [ -d "$base/$d" ]; then rmdir "$base/$d" 2>/dev/null || true; fi
+        mountpoint -q "$base" || continue
+        for prefix in "${own%/}" ""; do
+            for d in testdir/cgrouptest/container testdir/cgrouptest testdir cgrouptest; do
+                if [ -d "$base$prefix/$d" ]; then rmdir "$base$prefix/$d" 2>/dev/null || true; fi
             done
-        fi
+        done
     done </proc/self/cgroup
 }
 
@@ -261,8 +262,7 @@ run_inner() {
     # timeout(1) runs the test in its own process group, out of reach of the terminal's Ctrl-C:
     # stop it here, then remove what it left.
     WORK=$work CMD=$cmd CHILD=""
-    # A memory cgroup can stay busy for a moment after its last task left: a last sweep on exit.
-    trap 'unmount_under "$WORK"; rm -rf --one-file-system "$WORK"; sleep 1; remove_test_cgroups' EXIT
+    trap 'unmount_under "$WORK"; rm -rf --one-file-system "$WORK"' EXIT
     trap '[ -n "$CHILD" ] && kill -TERM "$CHILD" 2>/dev/null; wait; remove_leftovers "$CMD" "$WORK" \
         >/dev/null; exit 130' INT TERM
     mkdir -p "$logs" && : >"$logs/results.tsv"
