@@ -113,6 +113,7 @@ ensure_rootfs() {
     }
     say "building rootfs-amd64.tar.gz from /bin/busybox"
     root=$(mktemp -d)
+    chmod 755 "$root"
     mkdir -p "$root"/{bin,dev,etc,proc,sys,tmp}
     cp /bin/busybox "$root/bin/busybox"
     for applet in $(/bin/busybox --list); do
@@ -361,9 +362,12 @@ main() {
     elif [ "${#runtimes[@]}" -eq 0 ]; then
         runtimes=("${RUNTIME:-runc}")
     fi
+    local resolved=()
     for rt in "${runtimes[@]}"; do
         command -v "$rt" >/dev/null || die "runtime '$rt' not found (give a path or a name on PATH)"
-        rt=$(readlink -f "$(command -v "$rt")")
+        resolved+=("$(readlink -f "$(command -v "$rt")")")
+    done
+    for rt in "${resolved[@]}"; do
         run_one "$rt"
         names+=("$(basename "$rt")")
     done
