@@ -41,7 +41,8 @@ options:
   --logs DIR         keep each test's TAP output and stderr in DIR (default: $CACHE/results)
   --markdown FILE    also write the comparison table as Markdown to FILE
   --src PATH         runtime-tools source: a git repository (checked out at the pinned commit
-                     \$RUNTIME_TOOLS_REV) or a source tree; default: git clone of $RUNTIME_TOOLS_URL
+                     \$RUNTIME_TOOLS_REV) or a source tree (also \$RUNTIME_TOOLS_SRC);
+                     default: a clone of $RUNTIME_TOOLS_URL
   --setup-only       install and build the suite, run nothing
   -h, --help         this text
 
@@ -352,8 +353,7 @@ main() {
     if ! [[ $TIMEOUT =~ ^[1-9][0-9]*$ ]]; then
         die "--timeout wants a whole number of seconds, got '$TIMEOUT'"
     fi
-    setup "$src"
-    [ "$setup_only" -eq 1 ] && { say "suite ready in $CACHE/bin"; return; }
+    if [ "$setup_only" -eq 1 ]; then setup "$src"; say "suite ready in $CACHE/bin"; return; fi
     if [ "$compare" -eq 1 ]; then
         runtimes=(runc crun)
         if [ -x "$isolab" ]; then runtimes+=("$isolab")
@@ -367,6 +367,8 @@ main() {
         command -v "$rt" >/dev/null || die "runtime '$rt' not found (give a path or a name on PATH)"
         resolved+=("$(readlink -f "$(command -v "$rt")")")
     done
+    mkdir -p "$LOGS" && LOGS=$(cd "$LOGS" && pwd)
+    setup "$src"
     for rt in "${resolved[@]}"; do
         run_one "$rt"
         names+=("$(basename "$rt")")
