@@ -18,6 +18,7 @@ pub mod linux_boot;
 mod memory;
 pub mod not_measured;
 pub mod observe;
+mod oci_runtime;
 pub mod order;
 pub mod plan;
 mod podman;

@@ -12,6 +12,8 @@ use std::path::PathBuf;
 /// explicit `nofile`/`nproc` ulimits (it refuses to copy the host's), and — since it runs
 /// crun — the cgroup2 mount hidden, so it is started from [`HiddenCgroup2Thread`].
 pub(crate) struct Podman<'a> {
+    /// `--runtime` for podman (None: its default, crun).
+    runtime: Option<PathBuf>,
     rootfs: PathBuf,
     tar: PathBuf,
     image: String,
@@ -23,6 +25,7 @@ impl<'a> Podman<'a> {
     /// podman on the bench rootfs, launched from `via`; nothing happens until `prepare`.
     pub(crate) fn new(fx: &Fixture, via: &'a HiddenCgroup2Thread) -> Self {
         Podman {
+            runtime: None,
             rootfs: fx.rootfs(),
             tar: fx.scratch().join("rootfs.tar"),
             image: format!("isolab-bench-{}", std::process::id()),
@@ -32,9 +35,23 @@ impl<'a> Podman<'a> {
     }
 }
 
+impl Podman<'_> {
+    /// The same, with podman driving `runtime` (an OCI runtime binary) instead of crun: the
+    /// whole stack a podman user sees, only the runtime swapped.
+    pub(crate) fn with_runtime(mut self, runtime: PathBuf) -> Self {
+        self.image = format!("{}-{}", self.image, "rt");
+        self.tar = self.tar.with_file_name("rootfs-rt.tar");
+        self.runtime = Some(runtime);
+        self
+    }
+}
+
 impl Environment for Podman<'_> {
     fn name(&self) -> String {
-        "podman".into()
+        match &self.runtime {
+            None => "podman".into(),
+            Some(_) => "podman-isolab-runtime".into(),
+        }
     }
     fn prepare(&mut self) -> Result<(), NotMeasured> {
         env::time_command(
@@ -53,8 +70,12 @@ impl Environment for Podman<'_> {
         Ok(())
     }
     fn launch_once(&mut self, _: usize) -> Result<Sample, NotMeasured> {
-        let argv = os(&[
-            "podman",
+        let mut argv = os(&["podman"]);
+        if let Some(runtime) = &self.runtime {
+            argv.push("--runtime".into());
+            argv.push(runtime.clone().into());
+        }
+        argv.extend(os(&[
             "--cgroup-manager",
             "cgroupfs",
             "run",
@@ -67,7 +88,7 @@ impl Environment for Podman<'_> {
             "nproc=1024:1024",
             &self.image,
             "/bin/true",
-        ]);
+        ]));
         self.via.run(argv).map(|c| Sample::value(c.wall_us))
     }
 }

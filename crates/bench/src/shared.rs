@@ -87,6 +87,19 @@ impl Shared {
             .ok_or(NotMeasured::NeedsIsolabBinary)
     }
 
+    /// The `isolab-runtime` binary (the OCI runtime command line) beside `isolab`, or why
+    /// there is none.
+    pub(crate) fn isolab_runtime_exe(&self) -> Result<PathBuf, NotMeasured> {
+        let exe = self.isolab_exe()?.with_file_name("isolab-runtime");
+        match exe.is_file() {
+            true => Ok(exe),
+            false => Err(NotMeasured::ToolMissing {
+                tool: "isolab-runtime",
+                fix: "cargo build --release -p isolab-runtime (or make dist), beside isolab",
+            }),
+        }
+    }
+
     /// Row `name`, not measured because there is no bench rootfs.
     pub(crate) fn unavailable(&self, name: &str) -> Unavailable {
         let reason = match &self.fixture {

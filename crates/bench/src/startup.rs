@@ -62,6 +62,7 @@ pub(crate) fn startup_plans<'a>(shared: &'a Shared, config: &RunConfig) -> Vec<P
     }
     plans.extend(isolab_cli_plans(shared, q));
     plans.extend(peer_plans(shared));
+    plans.extend(crate::oci_runtime::plans(shared));
     plans.extend(docker_and_gvisor_plans(shared, q));
     let vm = MicroVmStub {
         name: "isolab-engine-microvm-stub".into(),

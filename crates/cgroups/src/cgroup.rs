@@ -96,8 +96,9 @@ fn validate_name(name: &str) -> Result<(), CgroupError> {
         name: name.to_owned(),
         reason,
     };
-    if name.is_empty() || name.len() > 64 {
-        return Err(bad("must be 1 to 64 characters"));
+    // A directory name (podman's `libpod-<64 hex digits>` is 71 characters).
+    if name.is_empty() || name.len() > 255 {
+        return Err(bad("must be 1 to 255 characters"));
     }
     if name.starts_with('.') {
         return Err(bad("must not start with '.'"));
@@ -305,7 +306,10 @@ impl CgroupRoot {
                 continue;
             }
             let dir = h.isolab_dir.join(&cg.name);
-            mkdir_child(&dir, || mkdir_ignore_exists(&h.isolab_dir))?;
+            mkdir_child(&dir, || {
+                std::fs::create_dir_all(&h.isolab_dir)
+                    .map_err(|e| CgroupError::io("mkdir", h.isolab_dir.clone(), e))
+            })?;
             cg.dirs.push(Dir {
                 path: dir,
                 kind: Kind::V1(h.controllers),
@@ -364,7 +368,7 @@ impl CgroupRoot {
         }
         if let Some(v2h) = &self.v2 {
             for parent in [&v2h.own_dir, &v2h.mount_point] {
-                let path = parent.join("isolab").join(name);
+                let path = parent.join(&v2h.group).join(name);
                 if path.is_dir() {
                     dirs.push(Dir {
                         path,
@@ -391,8 +395,8 @@ impl CgroupRoot {
     pub fn names(&self) -> Vec<String> {
         let mut parents: Vec<PathBuf> = self.v1.iter().map(|h| h.isolab_dir.clone()).collect();
         if let Some(v2h) = &self.v2 {
-            parents.push(v2h.own_dir.join("isolab"));
-            parents.push(v2h.mount_point.join("isolab"));
+            parents.push(v2h.own_dir.join(&v2h.group));
+            parents.push(v2h.mount_point.join(&v2h.group));
         }
         let mut names: Vec<String> = parents
             .iter()

@@ -203,6 +203,9 @@ pub(crate) struct V2Hierarchy {
     pub root_available: ControllerSet,
     /// Set once the caller's cgroup refused `subtree_control` (EBUSY: it has processes).
     pub parent_is_root: AtomicBool,
+    /// The directory, relative to the parent, new cgroups are made in (`isolab`, or an OCI
+    /// runtime's `cgroupsPath` parent: see `placement.rs`).
+    pub group: PathBuf,
 }
 
 impl V2Hierarchy {
@@ -429,6 +432,7 @@ fn v2_hierarchy(
         parent_is_root: AtomicBool::new(own_dir == m.mount_point),
         own_dir,
         mount_point: m.mount_point.clone(),
+        group: PathBuf::from("isolab"),
     })
 }
 

@@ -7,6 +7,7 @@
 //! directory. So the runtime places its containers relative to each hierarchy's root instead.
 
 use crate::{CgroupError, CgroupRoot};
+use std::path::{Component, Path};
 
 impl CgroupRoot {
     /// This host's layout, with cgroups created under `<hierarchy root>/isolab/<name>` in
@@ -17,5 +18,29 @@ impl CgroupRoot {
             .map_err(|e| CgroupError::io("read", "/proc/self/mountinfo".into(), e))?;
         // No line for any hierarchy: the caller counts as sitting at `/` in each.
         CgroupRoot::from_proc_text(mode, &mountinfo, "")
+    }
+
+    /// Like [`CgroupRoot::detect_at_hierarchy_roots`], with cgroups created under
+    /// `<hierarchy root>/<group>/<name>` instead: an OCI `cgroupsPath` of `/a/b/c` is group
+    /// `a/b` and name `c` (the runtime specification takes an absolute path relative to each
+    /// hierarchy's root; isolab places a relative one there too, as its own cgroup is `/`).
+    pub fn detect_with_group(group: &Path) -> Result<CgroupRoot, CgroupError> {
+        if group
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(CgroupError::Detect(format!(
+                "cgroup parent {} must be a plain relative path (no '..', no '.')",
+                group.display()
+            )));
+        }
+        let mut root = CgroupRoot::detect_at_hierarchy_roots()?;
+        for h in &mut root.v1 {
+            h.isolab_dir = h.own_dir.join(group);
+        }
+        if let Some(v2) = &mut root.v2 {
+            v2.group = group.to_path_buf();
+        }
+        Ok(root)
     }
 }

@@ -48,7 +48,7 @@ pub(crate) fn ensure_isolab(
 ) -> Result<PathBuf, CgroupError> {
     loop {
         let (parent, _) = v2.parent();
-        let isolab = parent.join("isolab");
+        let isolab = parent.join(&v2.group);
         let mut buf = [0u8; 128];
         if let Ok(s) = fsio::read_file(&isolab, "cgroup.subtree_control", &mut buf) {
             if ControllerSet::from_v2_list(s).contains_all(wanted) {
@@ -66,9 +66,15 @@ pub(crate) fn ensure_isolab(
                 Err(e) => return Err(e),
             }
         }
-        mkdir_ignore_exists(&isolab)?;
-        if !wanted.is_empty() {
-            enable(&isolab, wanted)?;
+        // One level (`isolab`) or several (an OCI `cgroupsPath` like `/a/b/c`): each level
+        // must hand the controllers down to the next.
+        let mut dir = parent.to_path_buf();
+        for level in v2.group.components() {
+            dir.push(level);
+            mkdir_ignore_exists(&dir)?;
+            if !wanted.is_empty() {
+                enable(&dir, wanted)?;
+            }
         }
         return Ok(isolab);
     }

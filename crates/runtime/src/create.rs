@@ -15,7 +15,7 @@
 use crate::cli::CreateArgs;
 use crate::error::RuntimeError;
 use crate::log::Log;
-use crate::state::{Private, Root, State, Status};
+use crate::state::{CgroupPlace, Private, Root, State, Status};
 use isolab_container::join::Namespaces;
 use isolab_container::oci;
 use isolab_container::spawn::{self, RunContext};
@@ -55,6 +55,7 @@ impl Drop for Claim<'_> {
 /// The parts of config.json the engine's conversion does not carry: the runtime uses them.
 struct RuntimeConfig {
     oci_version: String,
+    cgroups_path: Option<String>,
     hooks: Option<oci_spec::runtime::Hooks>,
     annotations: std::collections::BTreeMap<String, String>,
 }
@@ -96,9 +97,14 @@ pub fn create(root: &Root, args: &CreateArgs, log: &Log) -> Result<Created, Runt
         }
         (false, _) => StdioMode::Inherit,
     };
-    let cgroups = isolab_cgroups::CgroupRoot::detect_at_hierarchy_roots()?;
-    let mut ctx = RunContext::new(args.id.clone());
-    ctx.cgroups = spec.use_cgroup.then_some(&cgroups);
+    let place = state.isolab.cgroup.clone();
+    let cgroups = match &place {
+        Some(p) => Some(isolab_cgroups::CgroupRoot::detect_with_group(&p.group)?),
+        None => None,
+    };
+    // The engine names the cgroup after the context's id.
+    let mut ctx = RunContext::new(place.map_or_else(|| args.id.clone(), |p| p.name));
+    ctx.cgroups = cgroups.as_ref();
     ctx.stdio = stdio;
     let hook_state = state.clone();
     ctx.before_start = Some(Box::new(move |pid: i32| {
@@ -141,7 +147,9 @@ fn initial_state(
         isolab: Private {
             created: crate::state::now_rfc3339(),
             start_ticks: 0,
-            cgroup: spec.use_cgroup.then(|| id.to_owned()),
+            cgroup: spec
+                .use_cgroup
+                .then(|| CgroupPlace::from_cgroups_path(id, config.cgroups_path.as_deref())),
             rootfs,
             hooks: config.hooks,
             seccomp: spec.seccomp == isolab_container::SeccompMode::Default,
@@ -165,6 +173,11 @@ fn read_runtime_config(bundle: &Path) -> Result<RuntimeConfig, RuntimeError> {
     check_version(&version)?;
     Ok(RuntimeConfig {
         oci_version: version,
+        cgroups_path: spec
+            .linux()
+            .as_ref()
+            .and_then(|l| l.cgroups_path().as_ref())
+            .map(|p| p.to_string_lossy().into_owned()),
         hooks: spec.hooks().clone(),
         annotations: spec
             .annotations()

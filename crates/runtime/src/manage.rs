@@ -5,8 +5,9 @@
 use crate::cli::Format;
 use crate::error::RuntimeError;
 use crate::log::Log;
+use crate::state::CgroupPlace;
 use crate::state::{Root, State, Status};
-use isolab_cgroups::{Cgroup, CgroupRoot};
+use isolab_cgroups::Cgroup;
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::time::{Duration, Instant};
@@ -25,11 +26,7 @@ pub fn state(root: &Root, id: &str) -> Result<(), RuntimeError> {
 
 /// The container's cgroup, if it has one and it still exists.
 pub(crate) fn open_cgroup(st: &State) -> Option<Cgroup> {
-    let name = st.isolab.cgroup.as_deref()?;
-    CgroupRoot::detect_at_hierarchy_roots()
-        .ok()?
-        .open(name)
-        .ok()
+    st.isolab.cgroup.as_ref()?.open()
 }
 
 /// `kill [--all] ID SIGNAL`.
@@ -133,16 +130,11 @@ fn stop_everything(st: &State, status: Status) {
     }
 }
 
-/// Removes a container directory whose state file cannot be read, and the cgroup named like
-/// it if one exists.
+/// Removes a container directory whose state file cannot be read, and the cgroup a state
+/// without `cgroupsPath` would have named (`isolab/<id>`) if one exists.
 fn remove_leftovers(root: &Root, id: &str) -> Result<(), RuntimeError> {
-    if let Some(cg) = CgroupRoot::detect_at_hierarchy_roots()
-        .ok()
-        .and_then(|r| r.open(id).ok())
-    {
-        let mut cg = cg;
-        cg.set_destroy_on_drop(true);
-        drop(cg);
+    if let Some(cg) = CgroupPlace::from_cgroups_path(id, None).open() {
+        cg.destroy()?;
     }
     root.remove(id)
 }

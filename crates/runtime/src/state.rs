@@ -63,8 +63,8 @@ pub struct Private {
     /// The init process's start time in clock ticks since boot: tells it apart from a later
     /// process that got the same pid.
     pub start_ticks: u64,
-    /// The container's cgroup name under isolab's cgroup parent (None: no cgroup).
-    pub cgroup: Option<String>,
+    /// Where the container's cgroup is (None: no cgroup).
+    pub cgroup: Option<CgroupPlace>,
     /// The container's root filesystem, absolute.
     pub rootfs: PathBuf,
     /// The hooks from config.json; `start` and `delete` run theirs even if the bundle is gone.
@@ -75,6 +75,40 @@ pub struct Private {
     pub capabilities: u64,
     /// The uid that created it (`list` shows the owner).
     pub owner: u32,
+}
+
+/// A cgroup's place in every hierarchy: `<hierarchy root>/<group>/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupPlace {
+    pub group: PathBuf,
+    pub name: String,
+}
+
+impl CgroupPlace {
+    /// From config.json's `linux.cgroupsPath`: `/a/b/c` is group `a/b`, name `c`. Without one,
+    /// `isolab/<id>`. A relative path is placed the same way (this runtime's own cgroup counts
+    /// as the root: every command finds it, whichever cgroup it runs in).
+    pub fn from_cgroups_path(id: &str, path: Option<&str>) -> CgroupPlace {
+        let Some(path) = path.map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) else {
+            return CgroupPlace {
+                group: PathBuf::from("isolab"),
+                name: id.to_owned(),
+            };
+        };
+        let (group, name) = path.rsplit_once('/').unwrap_or(("", path));
+        CgroupPlace {
+            group: PathBuf::from(group),
+            name: name.to_owned(),
+        }
+    }
+
+    /// The cgroup, if it exists.
+    pub fn open(&self) -> Option<isolab_cgroups::Cgroup> {
+        isolab_cgroups::CgroupRoot::detect_with_group(&self.group)
+            .ok()?
+            .open(&self.name)
+            .ok()
+    }
 }
 
 /// `state.json`: the runtime-spec fields first, isolab's under `isolab`.
@@ -267,12 +301,10 @@ impl State {
     }
 
     fn frozen(&self) -> bool {
-        let Some(name) = &self.isolab.cgroup else {
-            return false;
-        };
-        isolab_cgroups::CgroupRoot::detect()
-            .ok()
-            .and_then(|root| root.open(name).ok())
+        self.isolab
+            .cgroup
+            .as_ref()
+            .and_then(CgroupPlace::open)
             .and_then(|cg| cg.is_frozen().ok())
             .unwrap_or(false)
     }
@@ -367,6 +399,25 @@ mod tests {
             "{err}"
         );
         assert!(matches!(root.load("nope"), Err(RuntimeError::NotFound(_))));
+    }
+
+    #[test]
+    fn cgroups_path_splits_into_group_and_name() {
+        let place = |p| CgroupPlace::from_cgroups_path("id1", p);
+        assert_eq!(place(None).group, PathBuf::from("isolab"));
+        assert_eq!(place(None).name, "id1");
+        let p = place(Some("/libpod_parent/libpod-abc"));
+        assert_eq!(
+            (p.group, p.name),
+            (PathBuf::from("libpod_parent"), "libpod-abc".into())
+        );
+        let p = place(Some("/cgrouptest"));
+        assert_eq!((p.group, p.name), (PathBuf::new(), "cgrouptest".into()));
+        let p = place(Some("testdir/cgrouptest"));
+        assert_eq!(
+            (p.group, p.name),
+            (PathBuf::from("testdir"), "cgrouptest".into())
+        );
     }
 
     #[test]

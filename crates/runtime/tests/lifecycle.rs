@@ -128,7 +128,7 @@ fn output_via_files(cmd: &mut Command) -> Output {
         .stderr(err.try_clone().unwrap())
         .status()
         .unwrap();
-    let mut read = |f: &mut std::fs::File| {
+    let read = |f: &mut std::fs::File| {
         let mut v = Vec::new();
         f.rewind().unwrap();
         f.read_to_end(&mut v).unwrap();

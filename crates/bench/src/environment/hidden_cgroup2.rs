@@ -5,10 +5,8 @@ use std::ffi::OsString;
 use std::process::Command;
 use std::sync::mpsc;
 
-type Job = (
-    Vec<OsString>,
-    mpsc::Sender<Result<CommandCost, NotMeasured>>,
-);
+/// Work for the thread: a closure run there (it answers through a channel it captured).
+type Job = Box<dyn FnOnce() + Send>;
 
 /// A thread in its own mount namespace where `/sys/fs/cgroup/unified` is unmounted.
 ///
@@ -38,10 +36,8 @@ impl HiddenCgroup2Thread {
                 if !ok {
                     return;
                 }
-                for (argv, reply) in jobs_rx {
-                    let mut cmd = Command::new(&argv[0]);
-                    cmd.args(&argv[1..]);
-                    let _ = reply.send(run_command(&mut cmd));
+                for job in jobs_rx {
+                    job();
                 }
             })
             .map_err(NotMeasured::io("cannot start the crun launcher thread"))?;
@@ -55,13 +51,29 @@ impl HiddenCgroup2Thread {
 
     /// Runs `argv` on the thread and measures it there.
     pub fn run(&self, argv: Vec<OsString>) -> Result<CommandCost, NotMeasured> {
+        self.call(move || {
+            let mut cmd = Command::new(&argv[0]);
+            cmd.args(&argv[1..]);
+            run_command(&mut cmd)
+        })?
+    }
+
+    /// Runs `work` on the thread (so every process it starts sees the thread's mount
+    /// namespace) and returns its result.
+    pub fn call<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, NotMeasured> {
         let (tx, rx) = mpsc::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(work());
+        });
         self.jobs
             .as_ref()
             .ok_or(NotMeasured::LauncherGone)?
-            .send((argv, tx))
+            .send(job)
             .map_err(|_| NotMeasured::LauncherGone)?;
-        rx.recv().map_err(|_| NotMeasured::LauncherGone)?
+        rx.recv().map_err(|_| NotMeasured::LauncherGone)
     }
 }
 

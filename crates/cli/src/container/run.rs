@@ -69,6 +69,7 @@ pub(super) fn run_container(args: RunArgs) -> Result<u8> {
                 store.mark_started(&dirs.id, pid)
             };
         })),
+        before_start: None,
     };
 
     // 3. Run it.
