@@ -132,27 +132,39 @@ fn apply_devices(dir: &Path, rules: &[crate::devices::DeviceRule]) -> Result<(),
 }
 
 /// Fills `cpuset.cpus`/`cpuset.mems` of the new `dir`: the requested values, or the parent's.
-/// The `isolab` parent is itself a v1 cpuset child, so it is filled from the caller's own
-/// cgroup the first time it is found empty.
+/// A v1 cpuset child starts empty, and so does every level between the caller's own cgroup
+/// and the parent (`isolab`, or an OCI `cgroupsPath` like `a/b`): each empty level is filled
+/// from the one above it the first time it is found so.
 fn prepare_cpuset(dir: &Path, h: &V1Hierarchy, res: &Resources) -> Result<(), CgroupError> {
     for (file, wanted) in [
         ("cpuset.cpus", res.cpuset_cpus.as_deref()),
         ("cpuset.mems", res.cpuset_mems.as_deref()),
     ] {
         // The parent must allow at least what the child asks for, so fill it in any case.
-        let mut buf = [0u8; 256];
-        let parent = read_trimmed(&h.isolab_dir, file, &mut buf)?;
-        let mut own_buf = [0u8; 256];
-        let inherited = if parent.is_empty() {
-            let own = read_trimmed(&h.own_dir, file, &mut own_buf)?;
-            put(&h.isolab_dir, file, own.as_bytes())?;
-            own
-        } else {
-            parent
-        };
-        put(dir, file, wanted.unwrap_or(inherited).as_bytes())?;
+        let inherited = fill_levels(h, file)?;
+        put(dir, file, wanted.unwrap_or(&inherited).as_bytes())?;
     }
     Ok(())
+}
+
+/// Walks from the caller's cgroup down to the parent, filling empty `file`s from above;
+/// returns the parent's value.
+fn fill_levels(h: &V1Hierarchy, file: &str) -> Result<String, CgroupError> {
+    let mut buf = [0u8; 256];
+    let mut value = read_trimmed(&h.own_dir, file, &mut buf)?.to_owned();
+    let below = h.isolab_dir.strip_prefix(&h.own_dir).unwrap_or(Path::new(""));
+    let mut level = h.own_dir.clone();
+    for part in below.components() {
+        level.push(part);
+        let mut buf = [0u8; 256];
+        let current = read_trimmed(&level, file, &mut buf)?;
+        if current.is_empty() {
+            put(&level, file, value.as_bytes())?;
+        } else {
+            value = current.to_owned();
+        }
+    }
+    Ok(value)
 }
 
 fn read_trimmed<'a>(dir: &Path, file: &str, buf: &'a mut [u8]) -> Result<&'a str, CgroupError> {
