@@ -152,7 +152,10 @@ fn prepare_cpuset(dir: &Path, h: &V1Hierarchy, res: &Resources) -> Result<(), Cg
 fn fill_levels(h: &V1Hierarchy, file: &str) -> Result<String, CgroupError> {
     let mut buf = [0u8; 256];
     let mut value = read_trimmed(&h.own_dir, file, &mut buf)?.to_owned();
-    let below = h.isolab_dir.strip_prefix(&h.own_dir).unwrap_or(Path::new(""));
+    let below = h
+        .isolab_dir
+        .strip_prefix(&h.own_dir)
+        .unwrap_or(Path::new(""));
     let mut level = h.own_dir.clone();
     for part in below.components() {
         level.push(part);

@@ -384,6 +384,7 @@ fn parse_volume(v: &str) -> Result<BindMount> {
         source,
         destination: PathBuf::from(destination),
         readonly,
+        filesystem: None,
     })
 }
 

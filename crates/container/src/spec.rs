@@ -134,15 +134,30 @@ impl Default for IdMapping {
     }
 }
 
-/// A host path bind-mounted into the container (`-v HOST:CONTAINER[:ro]`).
+/// A mount of the container's own: a host path bind-mounted in (`-v HOST:CONTAINER[:ro]`), or,
+/// with `filesystem`, a new filesystem (an OCI bundle's `tmpfs`, `mqueue`, ... entries).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BindMount {
-    /// Path on the host; must exist.
+    /// Path on the host (must exist); for a new filesystem, mount(2)'s source string.
     pub source: PathBuf,
     /// Absolute path inside the container; created if missing.
     pub destination: PathBuf,
     /// Remount read-only.
     pub readonly: bool,
+    /// Mount a new filesystem of this kind instead of binding `source`.
+    #[serde(default)]
+    pub filesystem: Option<Filesystem>,
+}
+
+/// A new filesystem to mount: its type, `MS_*` flags and type-specific options.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Filesystem {
+    /// `tmpfs`, `mqueue`, `proc`, ...
+    pub fstype: String,
+    /// `MS_*` bits (`MS_NOSUID`, `MS_RDONLY`, ...).
+    pub flags: u64,
+    /// The options mount(2) passes to the filesystem (`size=64m,mode=755`), possibly empty.
+    pub data: String,
 }
 
 /// Which seccomp filter the workload runs under.

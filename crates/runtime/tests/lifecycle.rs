@@ -54,7 +54,8 @@ impl Bundle {
             "hostname": "oci-test",
             "mounts": [
                 {"destination": "/proc", "type": "proc", "source": "proc"},
-                {"destination": "/out", "type": "bind", "source": tmp.path().join("out"), "options": ["rbind", "rw"]}
+                {"destination": "/out", "type": "bind", "source": tmp.path().join("out"), "options": ["rbind", "rw"]},
+                {"destination": "/run/x", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "size=1m"]}
             ],
             "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}, {"type": "ipc"},
                                      {"type": "uts"}, {"type": "network"}]}
@@ -279,6 +280,19 @@ fn exec_joins_the_running_container() {
         "the exec'd shell is not the container's init"
     );
     assert!(lines[2].starts_with("sleep"), "{stdout}");
+    // config.json's tmpfs entry is a new filesystem with its options.
+    let mounts = ok(b.rt(&["exec", "e1", "cat", "/proc/mounts"]));
+    let mounts = String::from_utf8_lossy(&mounts.stdout).into_owned();
+    let run = mounts
+        .lines()
+        .find(|l| l.contains(" /run/x "))
+        .unwrap_or_default();
+    assert!(
+        run.starts_with("tmpfs /run/x tmpfs")
+            && run.contains("nosuid")
+            && run.contains("size=1024k"),
+        "{mounts}"
+    );
     let code = b.rt(&["exec", "e1", "sh", "-c", "exit 3"]);
     assert_eq!(code.status.code(), Some(3), "{}", text(&code));
     let missing = b.rt(&["exec", "e1", "no-such-command"]);

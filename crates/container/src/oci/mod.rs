@@ -38,8 +38,9 @@
 //! - not applied, and reported in [`Bundle::ignored`]: AppArmor, SELinux, hooks, and the other
 //!   fields listed there;
 //! - refused with a one-line error naming the field: joining an existing namespace (`path`),
-//!   several or non-identical id-mapping ranges, mounts other than bind mounts and the standard
-//!   ones, out-of-range resource values, invalid JSON.
+//!   several or non-identical id-mapping ranges, a mount without a type, out-of-range
+//!   resource values, invalid JSON. Other mounts are bind mounts or new filesystems
+//!   (`tmpfs`, `mqueue`, ...) with their flags and options.
 
 //!
 //! The conversion is split by section of the file: `convert` walks it top to bottom, `mounts`
@@ -94,7 +95,7 @@ pub enum OciError {
         namespace: &'static str,
         ns_path: PathBuf,
     },
-    #[error("{path}: mount at {destination} (type {mount_type}) is not supported: isolab provides /proc, /dev, /sys and friends itself and otherwise only bind mounts")]
+    #[error("{path}: mount at {destination} (type {mount_type}) is not supported: give a filesystem type (tmpfs, ...) or \"bind\" with a source path")]
     UnsupportedMount {
         path: PathBuf,
         destination: PathBuf,

@@ -231,17 +231,20 @@ fn resources_and_bind_mounts() {
             BindMount {
                 source: host.path().to_path_buf(),
                 destination: "/data".into(),
-                readonly: true
+                readonly: true,
+                filesystem: None,
             },
             BindMount {
                 source: host.path().to_path_buf(),
                 destination: "/scratch".into(),
-                readonly: false
+                readonly: false,
+                filesystem: None,
             },
             BindMount {
                 source: abs.join("rel-hosts"),
                 destination: "/etc/hosts".into(),
-                readonly: false
+                readonly: false,
+                filesystem: None,
             },
         ]
     );
@@ -260,6 +263,21 @@ fn unlimited_values_mean_no_limit() {
         }
     );
     assert!(spec.namespaces.is_empty());
+}
+
+#[test]
+fn new_filesystems_keep_their_flags_and_options() {
+    let dir = bundle(&config_with_linux(
+        "{}",
+        r#"[{"destination": "/run", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=755", "size=64m", "rprivate"]}]"#,
+    ));
+    let spec = load_bundle(dir.path()).unwrap();
+    let m = spec.mounts.last().unwrap();
+    assert_eq!(m.destination, std::path::PathBuf::from("/run"));
+    let fs = m.filesystem.as_ref().unwrap();
+    assert_eq!(fs.fstype, "tmpfs");
+    assert_eq!(fs.flags, libc::MS_NOSUID | libc::MS_NODEV);
+    assert_eq!(fs.data, "mode=755,size=64m");
 }
 
 /// The error as the CLI would print it.
@@ -372,8 +390,8 @@ fn unsupported_features_are_refused_clearly() {
         ),
         (
             "{}",
-            r#"[{"destination": "/tmp", "type": "tmpfs", "source": "tmpfs"}]"#,
-            "mount at /tmp (type tmpfs) is not supported",
+            r#"[{"destination": "/tmp", "source": "tmpfs"}]"#,
+            "mount at /tmp (type none) is not supported",
         ),
         (
             "{}",

@@ -1,8 +1,9 @@
 //! The user's bind mounts (`-v HOST:CONTAINER[:ro]`), after everything isolab mounts itself, so
 //! a user mount can cover any of it.
 
-use super::{MountPlan, PlanError};
-use crate::spec::BindMount;
+use super::{Fs, MountPlan, PlanError};
+use crate::spec::{BindMount, Filesystem};
+use nix::mount::MsFlags;
 use std::path::Path;
 
 impl MountPlan {
@@ -20,6 +21,10 @@ impl MountPlan {
                 prefix.push(comp);
                 self.mkdir(&prefix);
             }
+        }
+        if let Some(fs) = &bind.filesystem {
+            self.new_filesystem(&target, bind, fs);
+            return Ok(());
         }
         if bind.source.is_dir() {
             self.mkdir(&target);
@@ -43,5 +48,21 @@ impl MountPlan {
             );
         }
         Ok(())
+    }
+
+    /// A new filesystem (an OCI bundle's `tmpfs` on `/run`, ...) on `target`.
+    fn new_filesystem(&mut self, target: &Path, bind: &BindMount, fs: &Filesystem) {
+        let source = bind.source.to_string_lossy();
+        let data = (!fs.data.is_empty()).then_some(fs.data.as_str());
+        self.mount_fresh(
+            target,
+            Fs {
+                source: &source,
+                fstype: &fs.fstype,
+                flags: MsFlags::from_bits_truncate(fs.flags as libc::c_ulong),
+                data,
+            },
+            &fs.fstype,
+        );
     }
 }

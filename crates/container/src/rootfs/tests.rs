@@ -137,6 +137,7 @@ fn user_binds_come_after_hardening_with_their_parents_created() {
         source: src.path().to_path_buf(),
         destination: "/a/b/data".into(),
         readonly: true,
+        filesystem: None,
     });
     spec.readonly_rootfs = true;
     spec.root_mode = RootMode::Chroot;
@@ -173,6 +174,7 @@ fn relative_paths_are_refused() {
         source: "/".into(),
         destination: "data".into(),
         readonly: false,
+        filesystem: None,
     });
     let err = MountPlan::build(&spec, None, false, true).unwrap_err();
     assert_eq!(err.to_string(), "mount destination data must be absolute");

@@ -103,7 +103,8 @@ fn validate_paths(spec: &ContainerSpec) -> Result<(), SpecError> {
             return Err(SpecError::RootfsNotDir(dir.clone()));
         }
     }
-    match spec.mounts.iter().find(|m| !m.source.exists()) {
+    let missing = |m: &&crate::BindMount| m.filesystem.is_none() && !m.source.exists();
+    match spec.mounts.iter().find(missing) {
         Some(m) => Err(SpecError::MissingBindSource(m.source.clone())),
         None => Ok(()),
     }

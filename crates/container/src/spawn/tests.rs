@@ -99,6 +99,7 @@ fn paths_names_and_sysctls_are_checked() {
         source: PathBuf::from("/no/such/source"),
         destination: PathBuf::from("/data"),
         readonly: false,
+        filesystem: None,
     });
     assert!(matches!(validate(&s), Err(SpecError::MissingBindSource(_))));
 }

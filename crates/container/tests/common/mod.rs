@@ -96,6 +96,7 @@ impl Sandbox {
             source: self.out(),
             destination: "/out".into(),
             readonly: false,
+            filesystem: None,
         });
         spec
     }
