@@ -7,7 +7,7 @@
 use crate::capabilities::CapSet;
 use crate::credentials::{ProcessCaps, Rlimit};
 use crate::hardening::Hardening;
-use crate::namespaces::NamespaceSet;
+use crate::namespaces::{Namespace, NamespaceSet};
 use isolab_cgroups::Resources;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -78,6 +78,10 @@ pub struct ContainerSpec {
     /// Mount a tmpfs on /tmp (docker-like runs do; an OCI bundle gets only what it lists).
     #[serde(default = "default_true")]
     pub tmpfs_tmp: bool,
+    /// Existing namespaces to join (`setns`) instead of creating them: an OCI bundle's
+    /// `linux.namespaces[].path`, e.g. `(Net, "/proc/42/ns/net")` to share a pod's network.
+    #[serde(default)]
+    pub joined_namespaces: Vec<(Namespace, PathBuf)>,
 }
 
 fn default_true() -> bool {
@@ -171,6 +175,16 @@ pub enum SeccompMode {
 }
 
 impl ContainerSpec {
+    /// Whether the container has a mount namespace of its own: a new one, or one it joins.
+    pub fn has_mount_ns(&self) -> bool {
+        self.namespaces.contains(Namespace::Mount) || self.joins(Namespace::Mount)
+    }
+
+    /// Whether the container joins an existing namespace of this type.
+    pub fn joins(&self, ns: Namespace) -> bool {
+        self.joined_namespaces.iter().any(|(n, _)| *n == ns)
+    }
+
     /// A spec with docker-like defaults for the given rootfs and argv.
     pub fn new(rootfs: RootfsSource, args: Vec<String>) -> Self {
         ContainerSpec {
@@ -203,6 +217,7 @@ impl ContainerSpec {
             sysctl: Vec::new(),
             additional_gids: Vec::new(),
             tmpfs_tmp: true,
+            joined_namespaces: Vec::new(),
         }
     }
 

@@ -110,7 +110,7 @@ pub fn create(root: &Root, args: &CreateArgs, log: &Log) -> Result<Created, Runt
     ctx.before_start = Some(Box::new(move |pid: i32| {
         run_create_hooks(&hook_state, pid).map_err(|e| Box::new(e) as spawn::HookError)
     }));
-    let pid = spawn::create(&spec, ctx, fifo)?.pid;
+    let pid = spawn::create(&spec, ctx, &fifo)?.pid;
     let (start_ticks, _) = crate::state::proc_start(pid).unwrap_or((0, 'R'));
     state.pid = pid;
     state.status = Status::Created;
@@ -204,18 +204,28 @@ pub fn check_version(version: &str) -> Result<(), RuntimeError> {
     Ok(())
 }
 
-/// `mkfifo exec.fifo` and an `O_PATH` descriptor to it for the child, which reopens it for
-/// writing through `/proc/self/fd` once it is ready, and blocks there until `start`.
-fn make_fifo(path: &Path) -> Result<std::os::fd::OwnedFd, RuntimeError> {
+/// `mkfifo exec.fifo`, and its directory opened (`O_PATH`) for the child, which opens the
+/// FIFO through it for writing once it is ready, and blocks there until `start`.
+fn make_fifo(path: &Path) -> Result<spawn::ExecFifo, RuntimeError> {
     // World-writable: the child may already run as the bundle's non-root user when it opens it.
     nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o622))
         .map_err(|e| RuntimeError::io("creating", path, e.into()))?;
-    nix::fcntl::open(
-        path,
-        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_CLOEXEC,
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let dir_fd = nix::fcntl::open(
+        dir,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| RuntimeError::io("opening", path, e.into()))
+    .map_err(|e| RuntimeError::io("opening", dir, e.into()))?;
+    let name = path
+        .file_name()
+        .unwrap_or_default()
+        .as_encoded_bytes()
+        .to_vec();
+    Ok(spawn::ExecFifo {
+        dir: dir_fd,
+        name: std::ffi::CString::new(name).expect("a file name has no NUL"),
+    })
 }
 
 /// prestart and createRuntime in our namespaces, then createContainer in the container's,

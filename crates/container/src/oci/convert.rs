@@ -139,14 +139,21 @@ impl<'a> Converter<'a> {
     /// UTS namespace) and the id mappings (need a user namespace).
     fn apply_namespaces(&self, spec: &mut ContainerSpec, oci: &Spec) -> Result<(), OciError> {
         let linux = oci.linux().as_ref();
-        spec.namespaces = self.namespaces(linux.and_then(|l| l.namespaces().as_deref()))?;
+        let (created, joined) = self.namespaces(linux.and_then(|l| l.namespaces().as_deref()))?;
+        spec.namespaces = created;
+        spec.joined_namespaces = joined;
+        // Without a mount namespace of its own a container cannot pivot_root (that would move
+        // the host's root): it is chroot'ed into its rootfs, as runc does.
+        if !spec.has_mount_ns() {
+            spec.root_mode = crate::RootMode::Chroot;
+        }
         spec.network = if spec.namespaces.contains(Namespace::Net) {
             NetworkMode::None
         } else {
             NetworkMode::Host
         };
         if let Some(hostname) = oci.hostname() {
-            if !spec.namespaces.contains(Namespace::Uts) {
+            if !spec.namespaces.contains(Namespace::Uts) && !spec.joins(Namespace::Uts) {
                 return Err(self.invalid(
                     "hostname",
                     hostname,
@@ -163,11 +170,14 @@ impl<'a> Converter<'a> {
         Ok(())
     }
 
+    /// The namespaces to create, and those to join by path. A user namespace cannot be joined
+    /// (its id mappings are what the rest of the setup relies on).
     fn namespaces(
         &self,
         list: Option<&[oci_spec::runtime::LinuxNamespace]>,
-    ) -> Result<NamespaceSet, OciError> {
+    ) -> Result<(NamespaceSet, Vec<(Namespace, PathBuf)>), OciError> {
         let mut set = NamespaceSet::empty();
+        let mut joined = Vec::new();
         for ns in list.unwrap_or_default() {
             let kind = match ns.typ() {
                 LinuxNamespaceType::Mount => Namespace::Mount,
@@ -179,16 +189,26 @@ impl<'a> Converter<'a> {
                 LinuxNamespaceType::Network => Namespace::Net,
                 LinuxNamespaceType::Time => Namespace::Time,
             };
-            if let Some(ns_path) = ns.path() {
-                return Err(OciError::JoinNamespace {
-                    path: self.path.to_path_buf(),
-                    namespace: kind.name(),
-                    ns_path: ns_path.clone(),
-                });
+            match ns.path() {
+                Some(ns_path) if kind == Namespace::User => {
+                    return Err(OciError::JoinNamespace {
+                        path: self.path.to_path_buf(),
+                        namespace: kind.name(),
+                        ns_path: ns_path.clone(),
+                    })
+                }
+                Some(ns_path) if !ns_path.exists() => {
+                    return Err(self.invalid(
+                        format!("linux.namespaces[{}].path", kind.name()),
+                        ns_path.display(),
+                        "does not exist (the process owning that namespace is gone?)",
+                    ))
+                }
+                Some(ns_path) => joined.push((kind, ns_path.clone())),
+                None => set.insert(kind),
             }
-            set.insert(kind);
         }
-        Ok(set)
+        Ok((set, joined))
     }
 
     fn id_mapping(

@@ -159,6 +159,22 @@ impl MountPlan {
         Ok(plan)
     }
 
+    /// For a container without a mount namespace of its own: no mounts (they would land in the
+    /// host's mount table), only `chroot` into a rootfs directory.
+    pub fn chroot_only(spec: &ContainerSpec) -> Option<MountPlan> {
+        let (crate::RootMode::Chroot, crate::RootfsSource::Dir(dir)) =
+            (spec.root_mode, &spec.rootfs)
+        else {
+            return None;
+        };
+        let mut plan = MountPlan::default();
+        plan.push(
+            Step::Chroot(cstr(dir)),
+            format!("chroot into {}", dir.display()),
+        );
+        Some(plan)
+    }
+
     /// What step `index` does, for the user, e.g. "mounting proc on /x/rootfs/proc".
     pub fn step_name(&self, index: u32) -> &str {
         self.what

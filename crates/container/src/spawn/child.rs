@@ -44,7 +44,9 @@ pub(super) struct ChildPlan<'a> {
     pub sync_w: RawFd,
     pub status_w: RawFd,
     /// `create`: an `O_PATH` descriptor of the FIFO to block on before `execve`.
-    pub exec_fifo: Option<RawFd>,
+    pub exec_fifo: Option<(RawFd, &'a std::ffi::CStr)>,
+    /// Existing namespaces to join (`CLONE_NEW*` flag, fd), the pid namespace aside.
+    pub joined: &'a [(libc::c_int, OwnedFd)],
 }
 
 type Step = Result<(), ChildFailure>;
@@ -85,6 +87,7 @@ fn setup_and_exec(
 ) -> Result<std::convert::Infallible, ChildFailure> {
     join_cgroup(plan)?;
     wait_for_go(plan)?;
+    join_namespaces(plan)?;
     enter_namespaces(plan)?;
     if let Some(mounts) = plan.mounts {
         mounts.apply().map_err(|f| ChildFailure {
@@ -157,6 +160,23 @@ fn wait_for_go(plan: &ChildPlan<'_>) -> Step {
             Err(e) => return Err(ChildFailure::at(Stage::Sync)(e)),
         }
     }
+}
+
+/// Joins the existing namespaces the spec names (`setns`), mount last: joining it also moves
+/// this process's root and working directory to that namespace's.
+fn join_namespaces(plan: &ChildPlan<'_>) -> Step {
+    let mount = libc::CLONE_NEWNS;
+    // The pid namespace was joined by the parent before the clone: we were born in it.
+    let joinable = plan.joined.iter().filter(|(f, _)| *f != libc::CLONE_NEWPID);
+    let others = joinable.clone().filter(|(flag, _)| *flag != mount);
+    let mounts = joinable.filter(|(flag, _)| *flag == mount);
+    for (flag, fd) in others.chain(mounts) {
+        // SAFETY: setns with a descriptor the parent opened and keeps open, and a type flag.
+        if unsafe { libc::setns(fd.as_raw_fd(), *flag) } != 0 {
+            return Err(ChildFailure::at(Stage::JoinNamespace)(Errno::last()));
+        }
+    }
+    Ok(())
 }
 
 /// Becomes root of the user namespace and unshares the cgroup namespace.
@@ -280,30 +300,31 @@ fn ready_for_exec(plan: &ChildPlan<'_>) -> Step {
 /// `create`: checks the command exists (a missing one fails `create`, as with runc), tells the
 /// parent the container is created, and blocks until `start` opens the FIFO's read end.
 ///
-/// The FIFO is reopened for writing through `/proc/self/fd/N` — the container's own procfs,
-/// which still shows this process's descriptors — because its path is outside the new root.
-/// An open for writing of a FIFO waits for a reader: that wait *is* the created state. After
+/// The FIFO is opened relative to a descriptor of its directory, opened before the clone: its
+/// path is outside the new root, and there may be no /proc to reopen it through (a container
+/// without a mount namespace of its own mounts nothing). An open for writing of a FIFO waits for a reader: that wait *is* the created state. After
 /// the message the status pipe is closed (the parent is about to exit), so a later exec
 /// failure can only be told on stderr.
-fn wait_for_start(plan: &ChildPlan<'_>, times: SetupTimes, fifo: RawFd) -> Step {
+fn wait_for_start(
+    plan: &ChildPlan<'_>,
+    times: SetupTimes,
+    (dir, name): (RawFd, &std::ffi::CStr),
+) -> Step {
     command_exists(plan.exec)?;
     send(plan, ChildMessage::Created { times });
     // SAFETY: closing our status pipe end; nothing writes to it after this.
     unsafe { libc::close(plan.status_w) };
-    let mut path = [0u8; 32];
-    let prefix = b"/proc/self/fd/";
-    path[..prefix.len()].copy_from_slice(prefix);
-    let digits = format_fd(fifo, &mut path[prefix.len()..]);
-    let path = std::ffi::CStr::from_bytes_until_nul(&path[..prefix.len() + digits + 1])
-        .map_err(|_| ChildFailure::at(Stage::Start)(Errno::EINVAL))?;
     let writer = loop {
-        match nix::fcntl::open(
-            path,
-            nix::fcntl::OFlag::O_WRONLY | nix::fcntl::OFlag::O_CLOEXEC,
-            nix::sys::stat::Mode::empty(),
-        ) {
-            Err(Errno::EINTR) => continue,
-            other => break other.map_err(ChildFailure::at(Stage::Start))?,
+        // SAFETY: openat with a directory descriptor the parent opened (it stays valid after
+        // pivot_root or chroot: it names the host's directory) and a NUL-terminated name.
+        let fd = unsafe { libc::openat(dir, name.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC) };
+        if fd >= 0 {
+            // SAFETY: the kernel just returned this descriptor; we are its only owner.
+            break unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        }
+        match Errno::last() {
+            Errno::EINTR => continue,
+            e => return Err(ChildFailure::at(Stage::Start)(e)),
         }
     };
     write(&writer, b"0").map_err(ChildFailure::at(Stage::Start))?;
@@ -311,25 +332,6 @@ fn wait_for_start(plan: &ChildPlan<'_>, times: SetupTimes, fifo: RawFd) -> Step 
     // failed exec would otherwise report into.
     drop(writer);
     Ok(())
-}
-
-/// Writes `fd` in decimal into `out` followed by a NUL; returns the number of digits.
-fn format_fd(fd: RawFd, out: &mut [u8]) -> usize {
-    let mut digits = [0u8; 10];
-    let (mut n, mut len) = (fd.unsigned_abs(), 0);
-    loop {
-        digits[len] = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for i in 0..len {
-        out[i] = digits[len - 1 - i];
-    }
-    out[len] = 0;
-    len
 }
 
 /// Whether one of the command's candidate paths is executable (what `execve` will need).

@@ -160,3 +160,39 @@ impl Drop for ChildGuard {
         self.reap();
     }
 }
+
+/// While alive, children of this thread are born in a joined pid namespace.
+///
+/// `setns` into a pid namespace does not move the caller (its pid cannot change); it sets
+/// where the caller's *next children* are born. So joining one is the parent's job, on this
+/// thread, right before the clone; dropping this value points the thread back at its own pid
+/// namespace.
+pub(super) struct JoinedPidNs {
+    own: Option<OwnedFd>,
+}
+
+impl JoinedPidNs {
+    pub fn enter(joined: &[(libc::c_int, OwnedFd)]) -> Result<JoinedPidNs, SpawnError> {
+        let Some((_, target)) = joined.iter().find(|(f, _)| *f == libc::CLONE_NEWPID) else {
+            return Ok(JoinedPidNs { own: None });
+        };
+        let own = nix::fcntl::open(
+            "/proc/thread-self/ns/pid",
+            nix::fcntl::OFlag::O_RDONLY | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )
+        .map_err(|e| SpawnError::io("opening our own pid namespace", e))?;
+        nix::sched::setns(target, nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| {
+            SpawnError::io("joining the pid namespace (linux.namespaces[].path)", e)
+        })?;
+        Ok(JoinedPidNs { own: Some(own) })
+    }
+}
+
+impl Drop for JoinedPidNs {
+    fn drop(&mut self) {
+        if let Some(own) = &self.own {
+            let _ = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID);
+        }
+    }
+}

@@ -23,6 +23,7 @@ const TAG_FAILED: u32 = u32::from_be_bytes(*b"\0\0er");
 pub enum Stage {
     Sync = 1,
     Cgroup,
+    JoinNamespace,
     CgroupNs,
     Ids,
     Rootfs,
@@ -41,9 +42,10 @@ pub enum Stage {
 
 impl Stage {
     /// Every stage, so a number read back from the status pipe maps to one.
-    const ALL: [Stage; 15] = [
+    const ALL: [Stage; 16] = [
         Stage::Sync,
         Stage::Cgroup,
+        Stage::JoinNamespace,
         Stage::CgroupNs,
         Stage::Ids,
         Stage::Rootfs,
@@ -69,6 +71,7 @@ impl fmt::Display for Stage {
         f.write_str(match self {
             Stage::Sync => "waiting for the parent",
             Stage::Cgroup => "joining its cgroup",
+            Stage::JoinNamespace => "joining an existing namespace (linux.namespaces[].path)",
             Stage::CgroupNs => "creating the cgroup namespace",
             Stage::Ids => "becoming root in the user namespace",
             Stage::Rootfs => "building the root filesystem",

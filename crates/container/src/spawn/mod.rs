@@ -222,6 +222,14 @@ pub fn run(spec: &crate::ContainerSpec, mut ctx: RunContext<'_>) -> Result<RunOu
     })
 }
 
+/// The FIFO a created container waits on: a descriptor of its directory (`O_PATH`) and its
+/// name there.
+#[derive(Debug)]
+pub struct ExecFifo {
+    pub dir: std::os::fd::OwnedFd,
+    pub name: std::ffi::CString,
+}
+
 /// A container built and left one step before `execve`: the OCI runtime's *created* state.
 #[derive(Debug, Clone, Copy)]
 pub struct Created {
@@ -231,8 +239,8 @@ pub struct Created {
 }
 
 /// Builds `spec` like [`run`] does — cgroup, namespaces, root filesystem, credentials,
-/// seccomp — but the child stops before `execve`, blocked opening the FIFO behind
-/// `exec_fifo` (an `O_PATH` descriptor) for writing, and this returns. Whoever opens the
+/// seccomp — but the child stops before `execve`, blocked opening `exec_fifo` for writing,
+/// and this returns. Whoever opens the
 /// FIFO for reading later (`isolab-runtime start`) lets it exec.
 ///
 /// Nothing is torn down here: the cgroup stays, the child is not killed when the caller exits
@@ -241,13 +249,13 @@ pub struct Created {
 pub fn create(
     spec: &crate::ContainerSpec,
     mut ctx: RunContext<'_>,
-    exec_fifo: std::os::fd::OwnedFd,
+    exec_fifo: &ExecFifo,
 ) -> Result<Created, SpawnError> {
     if ctx.network.is_some() {
         return Err(SpawnError::CreatedWithBridge);
     }
     let mut clock = Clock::started();
-    let fifo = exec_fifo.as_raw_fd();
+    let fifo = (exec_fifo.dir.as_raw_fd(), exec_fifo.name.as_c_str());
     let Launched {
         mut prepared,
         mut child,
@@ -279,7 +287,7 @@ struct Launched<'a> {
 fn launch<'a>(
     spec: &crate::ContainerSpec,
     ctx: &mut RunContext<'a>,
-    exec_fifo: Option<std::os::fd::RawFd>,
+    exec_fifo: Option<(std::os::fd::RawFd, &std::ffi::CStr)>,
     clock: &mut Clock,
 ) -> Result<Launched<'a>, SpawnError> {
     let rootless = prepare::check_privileges(spec, ctx)?;
@@ -310,7 +318,10 @@ fn launch<'a>(
 
     // 2. clone3: in the child, `child::main` runs and never returns.
     let t_clone = mono_ns();
-    let child = clone_child(spec, &entry, &plan)?;
+    let child = {
+        let _born_in = fork::JoinedPidNs::enter(&prepared.joined)?;
+        clone_child(spec, &entry, &plan)?
+    };
     clock.clone_ns = mono_ns() - t_clone;
     drop((child_stdio, entry));
     let (sync_w, status_r) = pipes.into_parent_ends();

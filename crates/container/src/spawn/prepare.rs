@@ -62,7 +62,7 @@ pub(super) fn validate(spec: &ContainerSpec) -> Result<(), SpecError> {
 /// Each feature that needs a namespace has it, and `--net host` has none.
 fn validate_namespaces(spec: &ContainerSpec) -> Result<(), SpecError> {
     let ns = spec.namespaces;
-    if !ns.contains(Namespace::Mount) {
+    if !spec.has_mount_ns() {
         if matches!(spec.rootfs, RootfsSource::Layers(_)) {
             return Err(SpecError::LayersNeedMountNs);
         }
@@ -84,7 +84,7 @@ fn validate_namespaces(spec: &ContainerSpec) -> Result<(), SpecError> {
 
 /// Sysctls are written into the container's own /proc, under names that stay inside it.
 fn validate_sysctls(spec: &ContainerSpec) -> Result<(), SpecError> {
-    if !spec.sysctl.is_empty() && !spec.namespaces.contains(Namespace::Mount) {
+    if !spec.sysctl.is_empty() && !spec.has_mount_ns() {
         return Err(SpecError::SysctlNeedsMountNs);
     }
     for (key, _) in &spec.sysctl {
@@ -154,6 +154,9 @@ impl ExecPlan {
 
 /// Everything built before the clone that outlives it in the parent.
 pub(super) struct Prepared<'a> {
+    /// Namespaces to join, opened: `(CLONE_NEW* flag, fd)`. The pid namespace is joined by
+    /// the parent before the clone (see `launch`), the others by the child.
+    pub joined: Vec<(libc::c_int, OwnedFd)>,
     /// The container's cgroup, with its limits already written.
     pub cgroup: Option<Cgroup>,
     /// How long creating the cgroup took.
@@ -187,14 +190,15 @@ pub(super) fn prepare<'a>(
     if let Some(dirs) = ctx.overlay.as_ref().filter(|d| d.in_memory.is_none()) {
         ready_disk_overlay(dirs, spec.id_mapping.filter(|_| userns && !rootless))?;
     }
-    let mounts = if spec.namespaces.contains(Namespace::Mount) {
+    let mounts = if spec.has_mount_ns() {
         let new_netns = spec.namespaces.contains(Namespace::Net);
         Some(
             MountPlan::build(spec, ctx.overlay.as_ref(), userns, new_netns)
                 .map_err(SpecError::from)?,
         )
     } else {
-        None
+        // No mount namespace: nothing may be mounted (it would be the host's), only chroot.
+        MountPlan::chroot_only(spec)
     };
     let seccomp = match (spec.seccomp, ctx.seccomp) {
         (crate::SeccompMode::Unconfined, _) => None,
@@ -204,6 +208,7 @@ pub(super) fn prepare<'a>(
         }
     };
     Ok(Prepared {
+        joined: open_joined(spec)?,
         cgroup,
         cgroup_ns,
         capabilities,
@@ -216,6 +221,22 @@ pub(super) fn prepare<'a>(
             .map(|g| Gid::from_raw(*g))
             .collect(),
     })
+}
+
+/// Opens the namespaces the spec joins (`linux.namespaces[].path`).
+fn open_joined(spec: &ContainerSpec) -> Result<Vec<(libc::c_int, OwnedFd)>, SpawnError> {
+    spec.joined_namespaces
+        .iter()
+        .map(|(ns, path)| {
+            let fd = nix::fcntl::open(
+                path,
+                OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| SpawnError::io("opening a namespace to join", e))?;
+            Ok((ns.clone_flag() as libc::c_int, fd))
+        })
+        .collect()
 }
 
 /// An on-disk writable layer: owned by the mapped root (`map`) so it can write into it, and
@@ -367,6 +388,7 @@ impl Prepared<'_> {
             sync_w: pipes.sync_w.as_raw_fd(),
             status_w: pipes.status_w.as_raw_fd(),
             exec_fifo: None,
+            joined: &self.joined,
         }
     }
 }
