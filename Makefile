@@ -18,8 +18,8 @@ build: setup
 	$(CARGO) build --release --workspace
 
 dist: setup
-	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --profile dist --target $(TARGET) -p isolab-cli --bin isolab
-	@echo "isolab: $(ISOLAB)"
+	RUSTFLAGS="-C target-feature=+crt-static" $(CARGO) build --profile dist --target $(TARGET) -p isolab-cli --bin isolab -p isolab-runtime --bin isolab-runtime
+	@echo "isolab: $(ISOLAB) (and isolab-runtime, the OCI runtime command line for podman, beside it)"
 
 demo: dist
 	$(ISOLAB) container run --rm --timings -- sh -c 'echo "hello from $$(hostname): PID $$$$, $$(ls /proc | grep -c "^[0-9]") processes visible"'

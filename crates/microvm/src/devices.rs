@@ -350,8 +350,9 @@ impl Devices {
     }
 }
 
-/// Locks a device; a panic on another vCPU thread does not make the device unusable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+/// Locks a device (or the stub's record); a panic on another vCPU thread does not make it
+/// unusable.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())

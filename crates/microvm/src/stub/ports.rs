@@ -11,6 +11,7 @@
 //! * **EXIT** (0x600) / **OUTCOME** (0x603): the guest is done — with a status, or with "this
 //!   host cannot run that" and a code. Either stops the VM.
 
+use crate::devices::lock;
 use crate::devices::{Action, PortDevice};
 use crate::layout::ports;
 use std::sync::{Mutex, OnceLock};
@@ -85,13 +86,6 @@ impl StubPorts {
             StubEnd::NotSupported(_) => 0,
         })
     }
-}
-
-/// A panic on another thread does not make the record unreadable.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 #[cfg(test)]
