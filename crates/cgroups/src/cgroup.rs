@@ -654,13 +654,15 @@ mod tests {
 
     #[test]
     fn names_are_single_safe_components() {
-        for bad in ["", "..", ".hidden", "a/b", "a b", "x\0y", &"n".repeat(65)] {
+        for bad in ["", "..", ".hidden", "a/b", "a b", "x\0y", &"n".repeat(256)] {
             assert!(
                 matches!(validate_name(bad), Err(CgroupError::InvalidName { .. })),
                 "{bad:?}"
             );
         }
         validate_name("c1-abc_0.9").unwrap();
+        // podman's cgroupsPath leaf: `libpod-` and a 64-digit id.
+        validate_name(&format!("libpod-{}", "f".repeat(64))).unwrap();
     }
 
     #[test]
