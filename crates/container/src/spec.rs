@@ -78,6 +78,9 @@ pub struct ContainerSpec {
     /// Mount a tmpfs on /tmp (docker-like runs do; an OCI bundle gets only what it lists).
     #[serde(default = "default_true")]
     pub tmpfs_tmp: bool,
+    /// The workload's file mode creation mask (`process.user.umask`; None: inherited).
+    #[serde(default)]
+    pub umask: Option<u32>,
     /// Existing namespaces to join (`setns`) instead of creating them: an OCI bundle's
     /// `linux.namespaces[].path`, e.g. `(Net, "/proc/42/ns/net")` to share a pod's network.
     #[serde(default)]
@@ -217,6 +220,7 @@ impl ContainerSpec {
             sysctl: Vec::new(),
             additional_gids: Vec::new(),
             tmpfs_tmp: true,
+            umask: None,
             joined_namespaces: Vec::new(),
         }
     }

@@ -236,7 +236,9 @@ fn run_create_hooks(state: &State, pid: i32) -> Result<(), RuntimeError> {
     };
     let mut st = state.clone();
     st.pid = pid;
-    let doc = serde_json::to_vec(&st.spec_state(Status::Creating)).expect("state serializes");
+    // The namespaces exist and the process waits: crun (and the validation suite) call that
+    // `created` on these hooks' stdin.
+    let doc = serde_json::to_vec(&st.spec_state(Status::Created)).expect("state serializes");
     crate::hooks::run_all("prestart", hooks.prestart().as_ref(), &doc, None)?;
     crate::hooks::run_all("createRuntime", hooks.create_runtime().as_ref(), &doc, None)?;
     if hooks

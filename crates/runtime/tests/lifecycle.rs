@@ -183,7 +183,16 @@ fn create_builds_everything_but_runs_nothing_until_start() {
     if !can_run() {
         return;
     }
-    let b = Bundle::new(&["sh", "-c", "hostname > /out/ran; exit 7"]);
+    let b = Bundle::with(
+        &[
+            "sh",
+            "-c",
+            "umask > /out/umask; hostname > /out/ran; exit 7",
+        ],
+        |c| {
+            c["process"]["user"]["umask"] = 63.into();
+        },
+    );
     ok(b.create("c1"));
     let st = b.state("c1");
     assert_eq!(st["status"], "created", "{st}");
@@ -200,6 +209,7 @@ fn create_builds_everything_but_runs_nothing_until_start() {
     assert!(!b.out().join("ran").exists(), "ran before start");
     ok(b.rt(&["start", "c1"]));
     assert_eq!(wait_for_file(&b.out().join("ran")), "oci-test\n");
+    assert_eq!(wait_for_file(&b.out().join("umask")), "0077\n");
     assert_eq!(reap(pid), 7);
     assert_eq!(b.state("c1")["status"], "stopped");
     // A stopped container cannot be started again or signalled.

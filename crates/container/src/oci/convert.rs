@@ -113,6 +113,7 @@ impl<'a> Converter<'a> {
         }
         spec.workdir = cwd.to_string_lossy().into_owned();
         spec.user = (process.user().uid(), process.user().gid());
+        spec.umask = process.user().umask();
         spec.tty = process.terminal().unwrap_or(false);
         // The bounding set is the ceiling root inside can never exceed; without a
         // `capabilities` object the process keeps all of them, as runc does.

@@ -218,6 +218,73 @@ fn ignored_fields(oci: &Spec, process: &Process) -> Vec<&'static str> {
                 .is_some_and(|s| s.syscalls().as_ref().is_some_and(|v| !v.is_empty())),
             "linux.seccomp.syscalls (isolab's own default filter is used)",
         );
+        note(
+            l.rootfs_propagation()
+                .as_deref()
+                .is_some_and(|p| p != "private" && p != "rprivate"),
+            "linux.rootfsPropagation (the container's mounts are always private)",
+        );
+        if let Some(r) = l.resources() {
+            out.extend(ignored_resources(r));
+        }
     }
+    out
+}
+
+/// `linux.resources` settings present in the bundle that isolab does not write.
+fn ignored_resources(r: &oci_spec::runtime::LinuxResources) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut note = |present: bool, name: &'static str| {
+        if present {
+            out.push(name);
+        }
+    };
+    if let Some(m) = r.memory() {
+        note(
+            m.reservation().is_some(),
+            "linux.resources.memory.reservation",
+        );
+        note(m.kernel().is_some(), "linux.resources.memory.kernel");
+        note(m.kernel_tcp().is_some(), "linux.resources.memory.kernelTCP");
+        note(
+            m.swappiness().is_some(),
+            "linux.resources.memory.swappiness",
+        );
+        note(
+            m.disable_oom_killer().is_some(),
+            "linux.resources.memory.disableOOMKiller",
+        );
+    }
+    if let Some(c) = r.cpu() {
+        note(
+            c.realtime_runtime().is_some() || c.realtime_period().is_some(),
+            "linux.resources.cpu.realtime*",
+        );
+    }
+    if let Some(b) = r.block_io() {
+        let throttles = [
+            b.throttle_read_bps_device(),
+            b.throttle_write_bps_device(),
+            b.throttle_read_iops_device(),
+            b.throttle_write_iops_device(),
+        ];
+        note(
+            throttles
+                .iter()
+                .any(|t| t.as_ref().is_some_and(|v| !v.is_empty())),
+            "linux.resources.blockIO.throttle*",
+        );
+        note(
+            b.leaf_weight().is_some() || b.weight_device().as_ref().is_some_and(|v| !v.is_empty()),
+            "linux.resources.blockIO.leafWeight/weightDevice",
+        );
+    }
+    note(
+        r.hugepage_limits().as_ref().is_some_and(|v| !v.is_empty()),
+        "linux.resources.hugepageLimits",
+    );
+    note(r.network().is_some(), "linux.resources.network");
+    note(r.rdma().is_some(), "linux.resources.rdma");
+    note(r.unified().is_some(), "linux.resources.unified");
     out
 }

@@ -47,6 +47,8 @@ pub(super) struct ChildPlan<'a> {
     pub exec_fifo: Option<(RawFd, &'a std::ffi::CStr)>,
     /// Existing namespaces to join (`CLONE_NEW*` flag, fd), the pid namespace aside.
     pub joined: &'a [(libc::c_int, OwnedFd)],
+    /// The workload's umask, when the spec sets one.
+    pub umask: Option<u32>,
 }
 
 type Step = Result<(), ChildFailure>;
@@ -269,6 +271,10 @@ fn become_workload_user(plan: &ChildPlan<'_>) -> Step {
 /// The last steps before exec: a normal signal state for the workload, every fd from 3 up
 /// closed at exec, and with no-new-privileges the seccomp filter.
 fn ready_for_exec(plan: &ChildPlan<'_>) -> Step {
+    if let Some(mask) = plan.umask {
+        // SAFETY: umask takes a mode and cannot fail.
+        unsafe { libc::umask(mask as libc::mode_t) };
+    }
     // Rust ignores SIGPIPE and we may have blocked the forwarded signals.
     // SAFETY: restoring the default disposition of SIGPIPE installs no handler code.
     unsafe { nix::sys::signal::signal(Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl) }

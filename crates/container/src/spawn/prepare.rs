@@ -389,6 +389,7 @@ impl Prepared<'_> {
             status_w: pipes.status_w.as_raw_fd(),
             exec_fifo: None,
             joined: &self.joined,
+            umask: spec.umask,
         }
     }
 }
