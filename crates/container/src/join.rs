@@ -222,6 +222,8 @@ pub struct JoinProcess {
     pub no_new_privileges: bool,
     /// The container's filter (None: it runs unconfined).
     pub seccomp: Option<&'static SeccompProgram>,
+    /// Descriptors 3 .. 3+N it inherits open; every other one above 2 closes at exec.
+    pub preserve_fds: u32,
 }
 
 /// Where the joined process's streams go.
@@ -494,6 +496,15 @@ fn become_process(p: &Prepared, process: &JoinProcess, stdio: &JoinStdio) -> (Jo
     if let Err(e) = credentials(p, process) {
         return e;
     }
+    // SAFETY: close_range only marks descriptors close-on-exec; the range is valid.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3 + process.preserve_fds,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
     let errno = exec_first(p);
     (JoinStage::Exec, errno)
 }
@@ -559,6 +570,7 @@ fn roundtrip(msgs: &[&[u8]]) -> Result<Joined, JoinError> {
         rlimits: vec![],
         no_new_privileges: false,
         seccomp: None,
+        preserve_fds: 0,
     };
     read_report(&r, &process).1
 }

@@ -106,6 +106,7 @@ pub fn create(root: &Root, args: &CreateArgs, log: &Log) -> Result<Created, Runt
     let mut ctx = RunContext::new(place.map_or_else(|| args.id.clone(), |p| p.name));
     ctx.cgroups = cgroups.as_ref();
     ctx.stdio = stdio;
+    ctx.preserve_fds = args.preserve_fds;
     let hook_state = state.clone();
     ctx.before_start = Some(Box::new(move |pid: i32| {
         run_create_hooks(&hook_state, pid).map_err(|e| Box::new(e) as spawn::HookError)

@@ -32,6 +32,10 @@ pub fn exec(root: &Root, args: &ExecArgs) -> Result<u8, RuntimeError> {
         Some(path) => from_file(path, st.isolab.capabilities, st.isolab.seccomp)?,
         None => (from_args(args, &st)?, args.tty),
     };
+    let process = JoinProcess {
+        preserve_fds: args.preserve_fds,
+        ..process
+    };
     let stdio = match (&args.console_socket, tty) {
         (Some(path), true) => JoinStdio::Console(
             UnixStream::connect(path)
@@ -136,6 +140,7 @@ fn from_args(args: &ExecArgs, st: &crate::state::State) -> Result<JoinProcess, R
         rlimits: vec![],
         no_new_privileges: args.no_new_privs,
         seccomp: seccomp_for(caps, st.isolab.seccomp)?,
+        preserve_fds: 0,
     })
 }
 
@@ -209,6 +214,7 @@ fn from_file(
         rlimits,
         no_new_privileges: p.no_new_privileges().unwrap_or(false),
         seccomp: seccomp_for(bounding, seccomp)?,
+        preserve_fds: 0,
     };
     Ok((process, p.terminal().unwrap_or(false)))
 }

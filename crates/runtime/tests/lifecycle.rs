@@ -501,3 +501,54 @@ fn version_and_features_describe_the_runtime() {
         .unwrap()
         .contains(&Value::from("network")));
 }
+
+#[test]
+fn preserve_fds_passes_exactly_that_many_descriptors() {
+    if !can_run() {
+        return;
+    }
+    let b = Bundle::new(&[
+        "sh",
+        "-c",
+        "cat <&3 > /out/fd3; (cat <&4 || echo closed) > /out/fd4 2>/dev/null",
+    ]);
+    let input = b.tmp.path().join("input");
+    std::fs::write(&input, "passed\n").unwrap();
+    let (f3, f4) = (
+        std::fs::File::open(&input).unwrap(),
+        std::fs::File::open(&input).unwrap(),
+    );
+    let (fd3, fd4) = (
+        std::os::fd::AsRawFd::as_raw_fd(&f3),
+        std::os::fd::AsRawFd::as_raw_fd(&f4),
+    );
+    let bundle = b.dir();
+    let mut cmd = Command::new(BIN);
+    cmd.arg("--root").arg(b.root()).args([
+        "run",
+        "--preserve-fds",
+        "1",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "p1",
+    ]);
+    // SAFETY: dup2 onto 3 and 4 in the forked child before exec; both sources stay open in
+    // the parent until the child has exec'ed.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            if libc::dup2(fd3, 3) < 0 || libc::dup2(fd4, 4) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    ok(output_via_files(&mut cmd));
+    assert_eq!(
+        std::fs::read_to_string(b.out().join("fd3")).unwrap(),
+        "passed\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(b.out().join("fd4")).unwrap(),
+        "closed\n"
+    );
+}

@@ -70,6 +70,7 @@ pub(super) fn run_container(args: RunArgs) -> Result<u8> {
             };
         })),
         before_start: None,
+        preserve_fds: 0,
     };
 
     // 3. Run it.

@@ -49,6 +49,8 @@ pub(super) struct ChildPlan<'a> {
     pub joined: &'a [(libc::c_int, OwnedFd)],
     /// The workload's umask, when the spec sets one.
     pub umask: Option<u32>,
+    /// How many descriptors from 3 up the workload inherits (`--preserve-fds`).
+    pub preserve_fds: u32,
 }
 
 type Step = Result<(), ChildFailure>;
@@ -283,12 +285,13 @@ fn ready_for_exec(plan: &ChildPlan<'_>) -> Step {
         nix::sys::signal::sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None)
             .map_err(ChildFailure::at(Stage::Exec))?;
     }
-    // Everything from fd 3 up closes at exec (our status pipe included: that is the signal).
+    // Everything from fd 3 up (past the ones the caller preserves) closes at exec, our status
+    // pipe included: that is the signal.
     // SAFETY: close_range only changes fd flags; the range is valid.
     unsafe {
         libc::syscall(
             libc::SYS_close_range,
-            3u32,
+            3 + plan.preserve_fds,
             u32::MAX,
             libc::CLOSE_RANGE_CLOEXEC,
         )

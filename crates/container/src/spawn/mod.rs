@@ -80,6 +80,9 @@ pub struct RunContext<'a> {
     /// filesystem, while it waits in its new namespaces: where an OCI runtime runs its
     /// prestart, createRuntime and createContainer hooks. An error aborts the start.
     pub before_start: Option<BeforeStart<'a>>,
+    /// Descriptors 3 .. 3+N the workload inherits open (an OCI runtime's `--preserve-fds`,
+    /// for socket activation); every other one above 2 is closed at exec.
+    pub preserve_fds: u32,
 }
 
 /// A caller's hook failure, passed through [`SpawnError::Hook`] unchanged.
@@ -99,6 +102,7 @@ impl std::fmt::Debug for RunContext<'_> {
             .field("seccomp", &self.seccomp.is_some())
             .field("on_start", &self.on_start.is_some())
             .field("before_start", &self.before_start.is_some())
+            .field("preserve_fds", &self.preserve_fds)
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +120,7 @@ impl<'a> RunContext<'a> {
             seccomp: None,
             on_start: None,
             before_start: None,
+            preserve_fds: 0,
         }
     }
 }
@@ -315,6 +320,7 @@ fn launch<'a>(
         network.as_ref().map(|n| n.child()),
     );
     plan.exec_fifo = exec_fifo;
+    plan.preserve_fds = ctx.preserve_fds;
 
     // 2. clone3: in the child, `child::main` runs and never returns.
     let t_clone = mono_ns();

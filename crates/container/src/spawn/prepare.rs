@@ -390,6 +390,7 @@ impl Prepared<'_> {
             exec_fifo: None,
             joined: &self.joined,
             umask: spec.umask,
+            preserve_fds: 0,
         }
     }
 }
