@@ -532,16 +532,18 @@ fn preserve_fds_passes_exactly_that_many_descriptors() {
         bundle.to_str().unwrap(),
         "p1",
     ]);
-    // SAFETY: dup2 onto 3 and 4 in the forked child before exec; both sources stay open in
-    // the parent until the child has exec'ed.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
-            if libc::dup2(fd3, 3) < 0 || libc::dup2(fd4, 4) < 0 {
+    let onto_3_and_4 = move || {
+        for (from, to) in [(fd3, 3), (fd4, 4)] {
+            // SAFETY: dup2 in the forked child before exec; the source stays open in the
+            // parent until the child has exec'ed.
+            if unsafe { libc::dup2(from, to) } < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(())
-        });
-    }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only calls dup2, which is async-signal-safe.
+    unsafe { std::os::unix::process::CommandExt::pre_exec(&mut cmd, onto_3_and_4) };
     ok(output_via_files(&mut cmd));
     assert_eq!(
         std::fs::read_to_string(b.out().join("fd3")).unwrap(),
