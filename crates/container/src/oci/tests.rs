@@ -266,6 +266,24 @@ fn unlimited_values_mean_no_limit() {
 }
 
 #[test]
+fn namespaces_with_a_path_are_joined_and_no_mount_namespace_means_chroot() {
+    let dir = bundle(&config_with_linux(
+        r#"{"namespaces": [{"type": "pid"}, {"type": "network", "path": "/proc/self/ns/net"}]}"#,
+        "[]",
+    ));
+    let spec = load_bundle(dir.path()).unwrap();
+    assert_eq!(
+        spec.joined_namespaces,
+        [(
+            Namespace::Net,
+            std::path::PathBuf::from("/proc/self/ns/net")
+        )]
+    );
+    assert!(!spec.namespaces.contains(Namespace::Net));
+    assert_eq!(spec.root_mode, crate::RootMode::Chroot);
+}
+
+#[test]
 fn new_filesystems_keep_their_flags_and_options() {
     let dir = bundle(&config_with_linux(
         "{}",
@@ -362,7 +380,12 @@ fn unsupported_features_are_refused_clearly() {
         (
             r#"{"namespaces": [{"type": "network", "path": "/var/run/netns/foo"}]}"#,
             "[]",
-            "joining an existing network namespace (/var/run/netns/foo) is not supported",
+            "linux.namespaces[network].path = /var/run/netns/foo: does not exist",
+        ),
+        (
+            r#"{"namespaces": [{"type": "user", "path": "/proc/self/ns/user"}], "uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}], "gidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}]}"#,
+            "[]",
+            "joining an existing user namespace (/proc/self/ns/user) is not supported",
         ),
         (
             r#"{"namespaces": [{"type": "user"}]}"#,
