@@ -534,15 +534,22 @@ fn preserve_fds_passes_exactly_that_many_descriptors() {
     ]);
     let onto_3_and_4 = move || {
         for (from, to) in [(fd3, 3), (fd4, 4)] {
-            // SAFETY: dup2 in the forked child before exec; the source stays open in the
-            // parent until the child has exec'ed.
-            if unsafe { libc::dup2(from, to) } < 0 {
+            // dup2 onto itself does nothing, and would leave the close-on-exec flag std set.
+            let rc = if from == to {
+                // SAFETY: fcntl on an open descriptor with an integer argument.
+                unsafe { libc::fcntl(to, libc::F_SETFD, 0) }
+            } else {
+                // SAFETY: dup2 in the forked child before exec; the source stays open in the
+                // parent until the child has exec'ed.
+                unsafe { libc::dup2(from, to) }
+            };
+            if rc < 0 {
                 return Err(std::io::Error::last_os_error());
             }
         }
         Ok(())
     };
-    // SAFETY: the closure only calls dup2, which is async-signal-safe.
+    // SAFETY: the closure only calls dup2 and fcntl, which are async-signal-safe.
     unsafe { std::os::unix::process::CommandExt::pre_exec(&mut cmd, onto_3_and_4) };
     ok(output_via_files(&mut cmd));
     assert_eq!(
