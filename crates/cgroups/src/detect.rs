@@ -249,27 +249,32 @@ fn fs_magic(path: &str) -> Result<i64, CgroupError> {
     Ok(st.filesystem_type().0 as i64)
 }
 
+/// Unified, hybrid or legacy, from what is mounted at `/sys/fs/cgroup`.
+pub(crate) fn detect_mode() -> Result<CgroupMode, CgroupError> {
+    match fs_magic("/sys/fs/cgroup")? {
+        CGROUP2_MAGIC => Ok(CgroupMode::Unified),
+        TMPFS_MAGIC => match fs_magic("/sys/fs/cgroup/unified") {
+            Ok(CGROUP2_MAGIC) => Ok(CgroupMode::Hybrid),
+            _ => Ok(CgroupMode::Legacy),
+        },
+        other => Err(CgroupError::Detect(format!(
+            "/sys/fs/cgroup is neither cgroup2 nor tmpfs (f_type {other:#x}); \
+             mount cgroupfs there"
+        ))),
+    }
+}
+
+pub(crate) fn read_proc(path: &str) -> Result<String, CgroupError> {
+    std::fs::read_to_string(path).map_err(|e| CgroupError::io("read", path.into(), e))
+}
+
 impl CgroupRoot {
     /// Detects the layout of this system: `statfs("/sys/fs/cgroup")` for the mode, then
     /// `/proc/self/mountinfo` and `/proc/self/cgroup` for mount points and the caller's paths.
     pub fn detect() -> Result<CgroupRoot, CgroupError> {
-        let mode = match fs_magic("/sys/fs/cgroup")? {
-            CGROUP2_MAGIC => CgroupMode::Unified,
-            TMPFS_MAGIC => match fs_magic("/sys/fs/cgroup/unified") {
-                Ok(CGROUP2_MAGIC) => CgroupMode::Hybrid,
-                _ => CgroupMode::Legacy,
-            },
-            other => {
-                return Err(CgroupError::Detect(format!(
-                    "/sys/fs/cgroup is neither cgroup2 nor tmpfs (f_type {other:#x}); \
-                     mount cgroupfs there"
-                )))
-            }
-        };
-        let read =
-            |p: &str| std::fs::read_to_string(p).map_err(|e| CgroupError::io("read", p.into(), e));
-        let mountinfo = read("/proc/self/mountinfo")?;
-        let self_cgroup = read("/proc/self/cgroup")?;
+        let mode = detect_mode()?;
+        let mountinfo = read_proc("/proc/self/mountinfo")?;
+        let self_cgroup = read_proc("/proc/self/cgroup")?;
         CgroupRoot::from_proc_text(mode, &mountinfo, &self_cgroup)
     }
 

@@ -13,11 +13,9 @@ impl CgroupRoot {
     /// This host's layout, with cgroups created under `<hierarchy root>/isolab/<name>` in
     /// every hierarchy, whichever cgroup the calling process is in.
     pub fn detect_at_hierarchy_roots() -> Result<CgroupRoot, CgroupError> {
-        let mode = CgroupRoot::detect()?.mode();
-        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-            .map_err(|e| CgroupError::io("read", "/proc/self/mountinfo".into(), e))?;
+        let mountinfo = crate::detect::read_proc("/proc/self/mountinfo")?;
         // No line for any hierarchy: the caller counts as sitting at `/` in each.
-        CgroupRoot::from_proc_text(mode, &mountinfo, "")
+        CgroupRoot::from_proc_text(crate::detect::detect_mode()?, &mountinfo, "")
     }
 
     /// Like [`CgroupRoot::detect_at_hierarchy_roots`], with cgroups created under
