@@ -27,7 +27,9 @@
 //! clone: no allocation (see `spawn::child`).
 
 use crate::capabilities::CapSet;
+use crate::seccomp::SeccompProgram;
 use nix::errno::Errno;
+use nix::unistd::{Gid, Uid};
 use serde::{Deserialize, Serialize};
 
 /// The four capability sets besides bounding (an OCI bundle's `process.capabilities`).
@@ -167,6 +169,74 @@ pub fn apply_process_caps(caps: &ProcessCaps) -> Result<(), Errno> {
         }
     }
     Ok(())
+}
+
+/// Who a container process becomes, borrowed from data prepared before the fork. A
+/// container's first process and a process `exec`'d into it take the same steps, in the same
+/// order, through [`Workload::assume`] and [`Workload::seal`].
+#[derive(Debug, Clone, Copy)]
+pub struct Workload<'a> {
+    pub rlimits: &'a [Rlimit],
+    pub seccomp: Option<&'a SeccompProgram>,
+    pub no_new_privileges: bool,
+    /// (uid, gid).
+    pub user: (u32, u32),
+    /// Supplementary groups.
+    pub groups: &'a [Gid],
+    pub caps: Option<&'a ProcessCaps>,
+}
+
+/// Which step of becoming the workload failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialStep {
+    Rlimits,
+    Seccomp,
+    User,
+    Capabilities,
+}
+
+impl Workload<'_> {
+    /// rlimits (while still root), the seccomp filter (while still privileged enough to install
+    /// it without no-new-privileges), then groups, uid/gid and the capability sets. Raw system
+    /// calls only: it runs between fork and exec.
+    pub fn assume(&self) -> Result<(), (CredentialStep, Errno)> {
+        apply_rlimits(self.rlimits).map_err(|e| (CredentialStep::Rlimits, e))?;
+        if !self.no_new_privileges {
+            // Everything after this only uses calls the policy allows.
+            if let Some(filter) = self.seccomp {
+                crate::seccomp::install(filter).map_err(|e| (CredentialStep::Seccomp, e))?;
+            }
+        }
+        let user = |e| (CredentialStep::User, e);
+        let (uid, gid) = self.user;
+        if (uid, gid) != (0, 0) || !self.groups.is_empty() {
+            nix::unistd::setgroups(self.groups).map_err(user)?;
+        }
+        if uid != 0 && self.caps.is_some() {
+            keep_caps_across_setuid().map_err(user)?;
+        }
+        if (uid, gid) != (0, 0) {
+            let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
+            nix::unistd::setresgid(gid, gid, gid).map_err(user)?;
+            nix::unistd::setresuid(uid, uid, uid).map_err(user)?;
+        }
+        if let Some(caps) = self.caps {
+            apply_process_caps(caps).map_err(|e| (CredentialStep::Capabilities, e))?;
+        }
+        Ok(())
+    }
+
+    /// The last step before exec, with no-new-privileges: make the promise, then install the
+    /// filter last, after the uid switch.
+    pub fn seal(&self) -> Result<(), (CredentialStep, Errno)> {
+        if self.no_new_privileges {
+            set_no_new_privs().map_err(|e| (CredentialStep::Seccomp, e))?;
+            if let Some(filter) = self.seccomp {
+                crate::seccomp::install(filter).map_err(|e| (CredentialStep::Seccomp, e))?;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `prctl(PR_SET_NO_NEW_PRIVS)`: no later `execve` may gain privileges (setuid bits and file

@@ -19,7 +19,7 @@
 //! filter) and calls `execve`. Like the spawn path, the forked side only makes system calls on
 //! data prepared before the fork; success is seen as a `CLOEXEC` pipe closing.
 
-use crate::credentials::{ProcessCaps, Rlimit};
+use crate::credentials::{CredentialStep, ProcessCaps, Rlimit, Workload};
 use crate::namespaces::Namespace;
 use crate::seccomp::SeccompProgram;
 use crate::CapSet;
@@ -493,63 +493,34 @@ fn become_process(p: &Prepared, process: &JoinProcess, stdio: &JoinStdio) -> (Jo
             return (JoinStage::Console, e);
         }
     }
-    if let Err(e) = credentials(p, process) {
-        return e;
-    }
-    // SAFETY: close_range only marks descriptors close-on-exec; the range is valid.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 + process.preserve_fds,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
+    let workload = Workload {
+        rlimits: &process.rlimits,
+        seccomp: process.seccomp,
+        no_new_privileges: process.no_new_privileges,
+        user: process.user,
+        groups: &p.gids,
+        caps: process.caps.as_ref(),
     };
-    let errno = exec_first(p);
+    let step = |(step, errno)| match step {
+        CredentialStep::Seccomp => (JoinStage::Seccomp, errno),
+        _ => (JoinStage::Credentials, errno),
+    };
+    if let Err(e) = process.bounding.restrict_bounding_set() {
+        return (JoinStage::Credentials, e);
+    }
+    if let Err(e) = workload.assume() {
+        return step(e);
+    }
+    crate::exec_path::close_from_at_exec(3 + process.preserve_fds);
+    if let Err(e) = workload.seal() {
+        return step(e);
+    }
+    // SAFETY: the pointer arrays in `p` are null-terminated and point into its C strings,
+    // alive until execve replaces the process image.
+    let errno = unsafe {
+        crate::exec_path::execve_each(&p.candidates, p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr())
+    };
     (JoinStage::Exec, errno)
-}
-
-fn credentials(p: &Prepared, process: &JoinProcess) -> Result<(), (JoinStage, Errno)> {
-    let creds = |e| (JoinStage::Credentials, e);
-    process.bounding.restrict_bounding_set().map_err(creds)?;
-    crate::credentials::apply_rlimits(&process.rlimits).map_err(creds)?;
-    if process.no_new_privileges {
-        crate::credentials::set_no_new_privs().map_err(creds)?;
-    }
-    if let Some(filter) = process.seccomp {
-        crate::seccomp::install(filter).map_err(|e| (JoinStage::Seccomp, e))?;
-    }
-    let (uid, gid) = process.user;
-    nix::unistd::setgroups(&p.gids).map_err(creds)?;
-    if uid != 0 {
-        crate::credentials::keep_caps_across_setuid().map_err(creds)?;
-    }
-    let (u, g) = (
-        nix::unistd::Uid::from_raw(uid),
-        nix::unistd::Gid::from_raw(gid),
-    );
-    nix::unistd::setresgid(g, g, g).map_err(creds)?;
-    nix::unistd::setresuid(u, u, u).map_err(creds)?;
-    if let Some(caps) = &process.caps {
-        crate::credentials::apply_process_caps(caps).map_err(creds)?;
-    }
-    Ok(())
-}
-
-/// execve each candidate path in turn (the container's `$PATH`, not ours); returns the most
-/// telling errno when none ran.
-fn exec_first(p: &Prepared) -> Errno {
-    let mut worst = Errno::ENOENT;
-    for path in &p.candidates {
-        // SAFETY: NUL-terminated strings and null-terminated arrays alive until execve
-        // replaces the process image.
-        unsafe { libc::execve(path.as_ptr(), p.argv_ptrs.as_ptr(), p.envp_ptrs.as_ptr()) };
-        let errno = Errno::last();
-        if errno != Errno::ENOENT && errno != Errno::ENOTDIR {
-            worst = errno;
-        }
-    }
-    worst
 }
 
 #[cfg(test)]

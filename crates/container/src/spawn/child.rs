@@ -11,6 +11,7 @@
 use super::message::{ChildFailure, ChildMessage, SetupTimes, Stage};
 use super::mono_ns;
 use super::prepare::ExecPlan;
+use crate::credentials::{CredentialStep, Workload};
 use crate::rootfs::MountPlan;
 use crate::stdio::{self, ChildStdio};
 use nix::errno::Errno;
@@ -240,34 +241,33 @@ fn connect_stdio(stdio: &ChildStdio) -> Step {
     Ok(())
 }
 
-/// rlimits (while still root), the seccomp filter (while still privileged enough to install
-/// it without no-new-privileges), then groups, uid/gid and the capability sets of the workload.
+/// Who the workload runs as: see [`crate::credentials::Workload::assume`].
 fn become_workload_user(plan: &ChildPlan<'_>) -> Step {
-    crate::credentials::apply_rlimits(plan.rlimits).map_err(ChildFailure::at(Stage::Rlimits))?;
-    if !plan.no_new_privileges {
-        // Everything after this line only uses calls the policy allows.
-        if let Some(filter) = plan.seccomp {
-            crate::seccomp::install(filter).map_err(ChildFailure::at(Stage::Seccomp))?;
+    plan.workload().assume().map_err(credential_failure)
+}
+
+/// A failed credential step as the stage the parent reports.
+fn credential_failure((step, errno): (CredentialStep, Errno)) -> ChildFailure {
+    let stage = match step {
+        CredentialStep::Rlimits => Stage::Rlimits,
+        CredentialStep::Seccomp => Stage::Seccomp,
+        CredentialStep::User => Stage::User,
+        CredentialStep::Capabilities => Stage::Capabilities,
+    };
+    ChildFailure::at(stage)(errno)
+}
+
+impl ChildPlan<'_> {
+    fn workload(&self) -> Workload<'_> {
+        Workload {
+            rlimits: self.rlimits,
+            seccomp: self.seccomp,
+            no_new_privileges: self.no_new_privileges,
+            user: self.user,
+            groups: self.additional_gids,
+            caps: self.process_caps,
         }
     }
-    let user = ChildFailure::at(Stage::User);
-    let (uid, gid) = plan.user;
-    if (uid, gid) != (0, 0) || !plan.additional_gids.is_empty() {
-        nix::unistd::setgroups(plan.additional_gids).map_err(&user)?;
-    }
-    if uid != 0 && plan.process_caps.is_some() {
-        crate::credentials::keep_caps_across_setuid().map_err(&user)?;
-    }
-    if (uid, gid) != (0, 0) {
-        let (uid, gid) = (Uid::from_raw(uid), Gid::from_raw(gid));
-        nix::unistd::setresgid(gid, gid, gid).map_err(&user)?;
-        nix::unistd::setresuid(uid, uid, uid).map_err(&user)?;
-    }
-    if let Some(caps) = plan.process_caps {
-        crate::credentials::apply_process_caps(caps)
-            .map_err(ChildFailure::at(Stage::Capabilities))?;
-    }
-    Ok(())
 }
 
 /// The last steps before exec: a normal signal state for the workload, every fd from 3 up
@@ -287,23 +287,8 @@ fn ready_for_exec(plan: &ChildPlan<'_>) -> Step {
     }
     // Everything from fd 3 up (past the ones the caller preserves) closes at exec, our status
     // pipe included: that is the signal.
-    // SAFETY: close_range only changes fd flags; the range is valid.
-    unsafe {
-        libc::syscall(
-            libc::SYS_close_range,
-            3 + plan.preserve_fds,
-            u32::MAX,
-            libc::CLOSE_RANGE_CLOEXEC,
-        )
-    };
-    if plan.no_new_privileges {
-        crate::credentials::set_no_new_privs().map_err(ChildFailure::at(Stage::Seccomp))?;
-        // With the promise made, the filter can go last, after the uid switch.
-        if let Some(filter) = plan.seccomp {
-            crate::seccomp::install(filter).map_err(ChildFailure::at(Stage::Seccomp))?;
-        }
-    }
-    Ok(())
+    crate::exec_path::close_from_at_exec(3 + plan.preserve_fds);
+    plan.workload().seal().map_err(credential_failure)
 }
 
 /// `create`: checks the command exists (a missing one fails `create`, as with runc), tells the
@@ -311,9 +296,9 @@ fn ready_for_exec(plan: &ChildPlan<'_>) -> Step {
 ///
 /// The FIFO is opened relative to a descriptor of its directory, opened before the clone: its
 /// path is outside the new root, and there may be no /proc to reopen it through (a container
-/// without a mount namespace of its own mounts nothing). An open for writing of a FIFO waits for a reader: that wait *is* the created state. After
-/// the message the status pipe is closed (the parent is about to exit), so a later exec
-/// failure can only be told on stderr.
+/// without a mount namespace of its own mounts nothing). An open for writing of a FIFO waits
+/// for a reader: that wait *is* the created state. After the message the status pipe is closed
+/// (the parent is about to exit), so a later exec failure can only be told on stderr.
 fn wait_for_start(
     plan: &ChildPlan<'_>,
     times: SetupTimes,
@@ -447,16 +432,9 @@ fn exec_candidates(exec: &ExecPlan) -> Result<std::convert::Infallible, ChildFai
     for (slot, e) in envp.iter_mut().zip(&exec.envp) {
         *slot = e.as_ptr();
     }
-    let mut worst = Errno::ENOENT;
-    for path in &exec.candidates {
-        // SAFETY: path, argv and envp point to NUL-terminated strings and null-terminated
-        // arrays that live until execve replaces the process image.
-        unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-        let errno = Errno::last();
-        // Like execvp: keep searching past "not here", remember "found but not runnable".
-        if errno != Errno::ENOENT && errno != Errno::ENOTDIR {
-            worst = errno;
-        }
-    }
-    Err(exec_failed(worst))
+    // SAFETY: argv and envp are null-terminated arrays (the slots past the last string stay
+    // null) of pointers into the prepared C strings, alive until execve replaces the image.
+    let errno =
+        unsafe { crate::exec_path::execve_each(&exec.candidates, argv.as_ptr(), envp.as_ptr()) };
+    Err(exec_failed(errno))
 }
