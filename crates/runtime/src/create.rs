@@ -70,7 +70,7 @@ pub fn create(root: &Root, args: &CreateArgs, log: &Log) -> Result<Created, Runt
     let bundle_dir = std::path::absolute(&args.bundle)
         .map_err(|e| RuntimeError::io("resolving the bundle path", &args.bundle, e))?;
     let bundle = oci::load(&bundle_dir)?;
-    let config = read_runtime_config(&bundle_dir)?;
+    let config = runtime_config(&bundle.config)?;
     let ignored: Vec<&str> = bundle
         .ignored
         .iter()
@@ -160,16 +160,8 @@ fn initial_state(
     }
 }
 
-/// Reads what the runtime itself needs from config.json and checks its `ociVersion`.
-fn read_runtime_config(bundle: &Path) -> Result<RuntimeConfig, RuntimeError> {
-    let path = bundle.join("config.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| RuntimeError::io("reading", &path, e))?;
-    let spec: Spec = serde_json::from_str(&text).map_err(|source| {
-        RuntimeError::Bundle(oci::OciError::InvalidJson {
-            path: path.clone(),
-            source,
-        })
-    })?;
+/// What the runtime itself needs from config.json, once its `ociVersion` is one it runs.
+fn runtime_config(spec: &Spec) -> Result<RuntimeConfig, RuntimeError> {
     let version = spec.version().clone();
     check_version(&version)?;
     Ok(RuntimeConfig {

@@ -64,8 +64,6 @@ pub enum RuntimeError {
         path: PathBuf,
         failure: String,
     },
-    #[error("--process {path}: {reason}")]
-    ProcessSpec { path: PathBuf, reason: String },
     #[error("{0}")]
     Usage(String),
     #[error("container {id} exited before it was started (it was killed, or its setup failed after create)")]

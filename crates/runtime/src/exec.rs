@@ -10,10 +10,9 @@
 use crate::cli::ExecArgs;
 use crate::error::RuntimeError;
 use crate::state::{Root, Status};
-use isolab_container::credentials::{rlimit_number, ProcessCaps, Rlimit};
+use isolab_container::credentials::ProcessCaps;
 use isolab_container::join::{self, JoinProcess, JoinStdio};
 use isolab_container::CapSet;
-use oci_spec::runtime::{Capabilities, Process};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 
@@ -153,68 +152,28 @@ fn parse_user(u: &str) -> Result<(u32, u32), RuntimeError> {
     ))
 }
 
-/// From a `--process` file (a runtime-spec `process` object); returns it and whether it
-/// asks for a terminal.
+/// From a `--process` file (a runtime-spec `process` object, checked as a bundle's is);
+/// returns it and whether it asks for a terminal. Without a bounding set it keeps the
+/// container's.
 fn from_file(
     path: &Path,
     container_caps: u64,
     seccomp: bool,
 ) -> Result<(JoinProcess, bool), RuntimeError> {
-    let invalid = |reason: String| RuntimeError::ProcessSpec {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| RuntimeError::io("reading", path, e))?;
-    let p: Process = serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
-    let args = p.args().clone().unwrap_or_default();
-    if args.is_empty() {
-        return Err(invalid("process.args is empty: nothing to run".into()));
-    }
-    let set = |c: &Option<Capabilities>| -> Result<CapSet, RuntimeError> {
-        let names: Vec<String> = c.iter().flatten().map(|c| c.to_string()).collect();
-        CapSet::empty()
-            .adjust(&names, &[])
-            .map_err(|e| invalid(format!("unknown capability {}", e.0)))
-    };
-    let (bounding, caps) = match p.capabilities() {
-        Some(c) => (
-            set(c.bounding())?,
-            Some(ProcessCaps {
-                effective: set(c.effective())?,
-                permitted: set(c.permitted())?,
-                inheritable: set(c.inheritable())?,
-                ambient: set(c.ambient())?,
-            }),
-        ),
-        None => (CapSet(container_caps), None),
-    };
-    let rlimits = p
-        .rlimits()
-        .iter()
-        .flatten()
-        .map(|r| {
-            let name = r.typ().to_string();
-            rlimit_number(&name)
-                .map(|resource| Rlimit {
-                    resource,
-                    soft: r.soft(),
-                    hard: r.hard(),
-                })
-                .ok_or_else(|| invalid(format!("unknown rlimit {name}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let p = isolab_container::oci::load_process(path)?;
+    let bounding = p.bounding.unwrap_or(CapSet(container_caps));
     let process = JoinProcess {
-        args,
-        env: p.env().clone().unwrap_or_default(),
-        cwd: p.cwd().to_string_lossy().into_owned(),
-        user: (p.user().uid(), p.user().gid()),
-        additional_gids: p.user().additional_gids().clone().unwrap_or_default(),
+        args: p.args,
+        env: p.env,
+        cwd: p.cwd,
+        user: p.user,
+        additional_gids: p.additional_gids,
         bounding,
-        caps,
-        rlimits,
-        no_new_privileges: p.no_new_privileges().unwrap_or(false),
+        caps: p.caps,
+        rlimits: p.rlimits,
+        no_new_privileges: p.no_new_privileges,
         seccomp: seccomp_for(bounding, seccomp)?,
         preserve_fds: 0,
     };
-    Ok((process, p.terminal().unwrap_or(false)))
+    Ok((process, p.terminal))
 }

@@ -1,6 +1,6 @@
 //! From a parsed `config.json` to isolab's [`ContainerSpec`], one section of the file at a time.
 
-use super::{Bundle, OciError};
+use super::OciError;
 use crate::capabilities::CapSet;
 use crate::namespaces::{Namespace, NamespaceSet};
 use crate::spec::{ContainerSpec, IdMapping, NetworkMode, RootfsSource, SeccompMode};
@@ -48,7 +48,10 @@ impl<'a> Converter<'a> {
 
     /// The whole file, section by section, in the order a reader meets them; the first field
     /// that cannot be applied stops the conversion with its one-line error.
-    pub(super) fn convert(&self, oci: &Spec) -> Result<Bundle, OciError> {
+    pub(super) fn convert(
+        &self,
+        oci: &Spec,
+    ) -> Result<(ContainerSpec, Vec<&'static str>), OciError> {
         let (root, rootfs) = self.root(oci)?;
         let (process, args) = self.process(oci)?;
         let mut spec = ContainerSpec::new(RootfsSource::Dir(rootfs), args);
@@ -68,7 +71,7 @@ impl<'a> Converter<'a> {
         // The bundle lists its own mounts; isolab adds no /tmp it did not ask for.
         spec.tmpfs_tmp = false;
         let ignored = self.apply_security(&mut spec, oci, process)?;
-        Ok(Bundle { spec, ignored })
+        Ok((spec, ignored))
     }
 
     /// `root`: the root filesystem directory, which must already exist.
@@ -97,34 +100,51 @@ impl<'a> Converter<'a> {
                 "a bundle to run needs process.args, e.g. [\"sh\"]",
             )
         })?;
+        Ok((process, self.args(process)?))
+    }
+
+    /// `process.args`, which must name a command.
+    pub(super) fn args(&self, process: &Process) -> Result<Vec<String>, OciError> {
         let args = process.args().clone().unwrap_or_default();
         if args.is_empty() {
             return Err(self.missing("process.args", "give the command to run, e.g. [\"sh\"]"));
         }
-        Ok((process, args))
+        Ok(args)
+    }
+
+    /// `process.cwd`, which must be absolute.
+    pub(super) fn cwd(&self, process: &Process) -> Result<String, OciError> {
+        let cwd = process.cwd();
+        if !cwd.is_absolute() {
+            return Err(self.invalid("process.cwd", cwd.display(), "must be an absolute path"));
+        }
+        Ok(cwd.to_string_lossy().into_owned())
+    }
+
+    /// `process.capabilities.bounding`, if the file gives one.
+    pub(super) fn bounding(&self, process: &Process) -> Result<Option<CapSet>, OciError> {
+        match process
+            .capabilities()
+            .as_ref()
+            .and_then(|c| c.bounding().as_ref())
+        {
+            None => Ok(None),
+            Some(caps) => self
+                .cap_set(caps, "process.capabilities.bounding")
+                .map(Some),
+        }
     }
 
     /// The rest of `process`: environment, working directory, user, terminal, bounding set.
     fn apply_process(&self, spec: &mut ContainerSpec, process: &Process) -> Result<(), OciError> {
         spec.env = process.env().clone().unwrap_or_default();
-        let cwd = process.cwd();
-        if !cwd.is_absolute() {
-            return Err(self.invalid("process.cwd", cwd.display(), "must be an absolute path"));
-        }
-        spec.workdir = cwd.to_string_lossy().into_owned();
+        spec.workdir = self.cwd(process)?;
         spec.user = (process.user().uid(), process.user().gid());
         spec.umask = process.user().umask();
         spec.tty = process.terminal().unwrap_or(false);
         // The bounding set is the ceiling root inside can never exceed; without a
         // `capabilities` object the process keeps all of them, as runc does.
-        spec.capabilities = match process
-            .capabilities()
-            .as_ref()
-            .and_then(|c| c.bounding().as_ref())
-        {
-            None => CapSet::all(),
-            Some(caps) => self.cap_set(caps, "process.capabilities.bounding")?,
-        };
+        spec.capabilities = self.bounding(process)?.unwrap_or(CapSet::all());
         Ok(())
     }
 

@@ -49,8 +49,11 @@
 
 mod convert;
 mod mounts;
+mod process;
 mod resources;
 mod security;
+
+pub use process::{load_process, ProcessConfig};
 
 use crate::spec::ContainerSpec;
 use convert::Converter;
@@ -110,6 +113,9 @@ pub struct Bundle {
     /// Names of present fields isolab ignores (AppArmor, SELinux, hooks, ...): a caller should
     /// tell the user, never drop them silently.
     pub ignored: Vec<&'static str>,
+    /// The file as parsed, for what a caller acts on itself (an OCI runtime's hooks,
+    /// annotations, `cgroupsPath`, `ociVersion`), so it is read once.
+    pub config: Spec,
 }
 
 /// Reads `<dir>/config.json` and converts it into a [`ContainerSpec`] (see [`load`] for the
@@ -145,7 +151,12 @@ pub fn load(dir: &Path) -> Result<Bundle, OciError> {
         path: path.clone(),
         source,
     })?;
-    Converter::new(&dir, &path).convert(&oci)
+    let (spec, ignored) = Converter::new(&dir, &path).convert(&oci)?;
+    Ok(Bundle {
+        spec,
+        ignored,
+        config: oci,
+    })
 }
 
 #[cfg(test)]

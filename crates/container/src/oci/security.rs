@@ -34,18 +34,7 @@ impl Converter<'_> {
         oci: &Spec,
         process: &Process,
     ) -> Result<Vec<&'static str>, OciError> {
-        if let Some(caps) = process.capabilities() {
-            let set = |c: &Option<Capabilities>, name: &str| match c {
-                Some(c) => self.cap_set(c, &format!("process.capabilities.{name}")),
-                None => Ok(CapSet::empty()),
-            };
-            spec.process_caps = Some(ProcessCaps {
-                effective: set(caps.effective(), "effective")?,
-                permitted: set(caps.permitted(), "permitted")?,
-                inheritable: set(caps.inheritable(), "inheritable")?,
-                ambient: set(caps.ambient(), "ambient")?,
-            });
-        }
+        spec.process_caps = self.process_caps(process)?;
         spec.rlimits = self.rlimits(process)?;
         spec.no_new_privileges = process.no_new_privileges().unwrap_or(false);
         if let Some(adj) = process.oom_score_adj() {
@@ -61,8 +50,25 @@ impl Converter<'_> {
         Ok(ignored_fields(oci, process))
     }
 
+    /// The four capability sets besides bounding, when `process.capabilities` is given.
+    pub(super) fn process_caps(&self, process: &Process) -> Result<Option<ProcessCaps>, OciError> {
+        let Some(caps) = process.capabilities() else {
+            return Ok(None);
+        };
+        let set = |c: &Option<Capabilities>, name: &str| match c {
+            Some(c) => self.cap_set(c, &format!("process.capabilities.{name}")),
+            None => Ok(CapSet::empty()),
+        };
+        Ok(Some(ProcessCaps {
+            effective: set(caps.effective(), "effective")?,
+            permitted: set(caps.permitted(), "permitted")?,
+            inheritable: set(caps.inheritable(), "inheritable")?,
+            ambient: set(caps.ambient(), "ambient")?,
+        }))
+    }
+
     /// `process.rlimits`, each a Linux rlimit whose soft value does not exceed its hard one.
-    fn rlimits(&self, process: &Process) -> Result<Vec<Rlimit>, OciError> {
+    pub(super) fn rlimits(&self, process: &Process) -> Result<Vec<Rlimit>, OciError> {
         let mut out = Vec::new();
         for r in process.rlimits().iter().flatten() {
             let name = r.typ().to_string();
